@@ -1,0 +1,85 @@
+"""
+Frame serialization (STOMP 1.2 §STOMP Frames), and the fan-out fast path.
+
+:func:`serialize` writes one frame. :class:`MessageTemplate` encodes a MESSAGE
+once for many recipients: only the ``subscription`` and ``ack`` headers differ
+between them, so those are spliced in front of the shared bytes.
+
+"""
+
+from __future__ import annotations
+
+from .escaping import check_unescaped, escape, escapes_headers
+from .frames import Command, Frame, Headers
+
+__all__ = ["MessageTemplate", "encode_header", "message_head", "serialize"]
+
+
+def encode_header(name: str, value: str, command: Command, version: str) -> bytes:
+    """Encode one ``name:value`` header line with its EOL."""
+    if escapes_headers(command, version):
+        name, value = escape(name, version), escape(value, version)
+    else:
+        name, value = check_unescaped(name), check_unescaped(value)
+    return f"{name}:{value}\n".encode()
+
+
+def _encode_headers(frame: Frame, version: str) -> bytes:
+    lines = [encode_header(k, v, frame.command, version) for k, v in frame.headers]
+    # STOMP 1.2 §Header content-length: frames SHOULD include it when they
+    # carry a body; it also lets the body contain NUL octets.
+    if frame.body and "content-length" not in frame:
+        lines.append(b"content-length:%d\n" % len(frame.body))
+    return b"".join(lines)
+
+
+def serialize(frame: Frame, version: str = "1.2") -> bytes:
+    """Return the bytes of ``frame`` as spoken in STOMP ``version``."""
+    head = frame.command.value.encode() + b"\n" + _encode_headers(frame, version)
+    return head + b"\n" + frame.body + b"\0"
+
+
+class MessageTemplate:
+    """
+    A MESSAGE frame encoded once, addressed to many subscriptions.
+
+    Args:
+        headers: Headers shared by every copy (``destination``,
+            ``message-id``, ``content-type``...); ``content-length`` is added.
+        body: The message body.
+
+    """
+
+    __slots__ = ("_body", "_headers", "_tails")
+
+    def __init__(self, headers: Headers, body: bytes) -> None:
+        self._headers = headers
+        self._body = body
+        self._tails: dict[str, bytes] = {}
+
+    def _tail(self, version: str) -> bytes:
+        tail = self._tails.get(version)
+        if tail is None:
+            shared = Frame(Command.MESSAGE, self._headers, self._body)
+            tail = _encode_headers(shared, version) + b"\n" + self._body + b"\0"
+            self._tails[version] = tail
+        return tail
+
+    def render(self, head: bytes, version: str, ack: str | None = None) -> bytes:
+        """
+        Return the frame for one subscription.
+
+        Args:
+            head: The subscription's :func:`message_head`, computed once.
+            version: The subscriber's STOMP version.
+            ack: The ``ack`` header, for subscriptions that acknowledge.
+
+        """
+        if ack is not None:
+            head += encode_header("ack", ack, Command.MESSAGE, version)
+        return head + self._tail(version)
+
+
+def message_head(subscription: str, version: str) -> bytes:
+    """Return the start of every MESSAGE sent to ``subscription``."""
+    return b"MESSAGE\n" + encode_header("subscription", subscription, Command.MESSAGE, version)

@@ -1,0 +1,276 @@
+"""
+The server side of a STOMP session, without I/O.
+
+:class:`ServerSession` parses bytes, checks every client frame against the
+state machine and the headers its command requires, negotiates version and
+heart-beats on CONNECT, and holds transactions until COMMIT. For each frame
+received it hands back the frames whose effects the caller must now carry out.
+
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+from .errors import InvalidFrame, LimitExceeded, ProtocolError
+from .frames import Command, Frame
+from .negotiation import HeartBeatPolicy, negotiate_heart_beat, negotiate_version, parse_heart_beat
+from .parser import Limits, Parser
+from .serializer import serialize
+
+__all__ = ["ACK_MODES", "TRANSITIONS", "ServerSession", "State", "error_frame", "receipt_frame"]
+
+
+class State(enum.IntEnum):
+    """Where a session stands."""
+
+    CONNECTING = 0  # waiting for CONNECT or STOMP
+    CONNECTED = 1
+    CLOSED = 2  # after DISCONNECT or a protocol error
+
+
+_IN_SESSION = (
+    Command.SEND,
+    Command.SUBSCRIBE,
+    Command.UNSUBSCRIBE,
+    Command.ACK,
+    Command.NACK,
+    Command.BEGIN,
+    Command.COMMIT,
+    Command.ABORT,
+)
+
+# Every legal transition: state -> client command -> next state.
+TRANSITIONS: dict[State, dict[Command, State]] = {
+    State.CONNECTING: {Command.CONNECT: State.CONNECTED, Command.STOMP: State.CONNECTED},
+    State.CONNECTED: {
+        **dict.fromkeys(_IN_SESSION, State.CONNECTED),
+        Command.DISCONNECT: State.CLOSED,
+    },
+    State.CLOSED: {},
+}
+
+# Headers each command requires, by version (STOMP 1.2 §Client Frames;
+# STOMP 1.1 and 1.0 for the older ACK and SUBSCRIBE forms).
+_REQUIRED: dict[Command, dict[str, tuple[str, ...]]] = {
+    Command.SEND: dict.fromkeys(("1.0", "1.1", "1.2"), ("destination",)),
+    Command.SUBSCRIBE: {
+        "1.0": ("destination",),
+        "1.1": ("destination", "id"),
+        "1.2": ("destination", "id"),
+    },
+    Command.UNSUBSCRIBE: {"1.1": ("id",), "1.2": ("id",)},
+    Command.ACK: {"1.0": ("message-id",), "1.1": ("message-id", "subscription"), "1.2": ("id",)},
+    Command.NACK: {"1.1": ("message-id", "subscription"), "1.2": ("id",)},
+    Command.BEGIN: dict.fromkeys(("1.0", "1.1", "1.2"), ("transaction",)),
+    Command.COMMIT: dict.fromkeys(("1.0", "1.1", "1.2"), ("transaction",)),
+    Command.ABORT: dict.fromkeys(("1.0", "1.1", "1.2"), ("transaction",)),
+}
+
+ACK_MODES = {
+    "1.0": frozenset({"auto", "client"}),
+    "1.1": frozenset({"auto", "client", "client-individual"}),
+    "1.2": frozenset({"auto", "client", "client-individual"}),
+}
+
+DEFAULT_LIMITS = Limits()
+DEFAULT_POLICY = HeartBeatPolicy()
+_TRANSACTIONAL = frozenset({Command.SEND, Command.ACK, Command.NACK})
+
+
+class ServerSession:
+    """
+    One client's STOMP session, as seen by the server.
+
+    Args:
+        limits: Parser limits, and the cap on frames held in transactions.
+        heart_beat: The server's heart-beat policy.
+
+    Attributes:
+        state: The session's :class:`State`.
+        version: The negotiated version ("1.0" until CONNECT).
+        heart_beat: Negotiated ``(send_ms, receive_ms)`` for the server.
+        connect_frame: The CONNECT or STOMP frame, once received.
+
+    """
+
+    def __init__(
+        self,
+        limits: Limits = DEFAULT_LIMITS,
+        heart_beat: HeartBeatPolicy = DEFAULT_POLICY,
+        max_transaction_frames: int = 1024,
+    ) -> None:
+        self.parser = Parser(limits)
+        self.policy = heart_beat
+        self.max_transaction_frames = max_transaction_frames
+        self.state = State.CONNECTING
+        self.version = "1.0"
+        self.heart_beat = (0, 0)
+        self.connect_frame: Frame | None = None
+        self._offer = (0, 0)
+        self._transactions: dict[str, list[Frame]] = {}
+
+    def receive_data(self, data: bytes) -> Iterator[tuple[Frame, list[Frame]]]:
+        """
+        Parse ``data`` and yield each frame with the frames to act upon.
+
+        Raises:
+            ProtocolError: The client broke the protocol; the session is then
+                :attr:`State.CLOSED` and the caller sends :meth:`error_frame`.
+
+        """
+        try:
+            for event in self.parser.feed(data):
+                if isinstance(event, Frame):
+                    yield event, self.receive(event)
+        except ProtocolError:
+            self.close()
+            raise
+
+    def receive(self, frame: Frame) -> list[Frame]:
+        """
+        Check ``frame`` and advance the state machine.
+
+        Returns:
+            The frames whose effects are due now: ``[frame]`` in general,
+            nothing for a frame held in a transaction, and the held frames
+            followed by the COMMIT on commit.
+
+        Raises:
+            ProtocolError: With ``receipt_id`` taken from ``frame``.
+
+        """
+        try:
+            next_state = self._transition(frame.command)
+            self._check_headers(frame)
+            effects = self._act(frame)
+        except ProtocolError as exc:
+            if exc.receipt_id is None:
+                exc.receipt_id = frame.get("receipt")
+            raise
+        self.state = next_state
+        return effects
+
+    def _transition(self, command: Command) -> State:
+        next_state = TRANSITIONS[self.state].get(command)
+        if next_state is not None:
+            return next_state
+        if self.state is State.CONNECTING:
+            details = f"expected CONNECT or STOMP, not {command.value}"
+            raise InvalidFrame("not connected", details=details)
+        if command in (Command.CONNECT, Command.STOMP):
+            raise InvalidFrame("already connected", details=f"unexpected {command.value}")
+        if self.state is State.CLOSED:
+            raise InvalidFrame("session closed", details=f"{command.value} after DISCONNECT")
+        raise InvalidFrame("unexpected frame", details=f"{command.value} is a server frame")
+
+    def _check_headers(self, frame: Frame) -> None:
+        version = self.version
+        required = _REQUIRED.get(frame.command, {})
+        if frame.command is Command.NACK and version == "1.0":
+            raise InvalidFrame("unexpected frame", details="NACK does not exist in STOMP 1.0")
+        if (
+            frame.command is Command.UNSUBSCRIBE
+            and version == "1.0"
+            and "id" not in frame
+            and "destination" not in frame
+        ):
+            raise InvalidFrame("missing header", details="UNSUBSCRIBE requires id or destination")
+        for name in required.get(version, ()):
+            if name not in frame:
+                raise InvalidFrame(
+                    "missing header", details=f"{frame.command.value} requires {name}"
+                )
+        if frame.command is Command.SUBSCRIBE:
+            mode = frame.get("ack", "auto")
+            if mode not in ACK_MODES[version]:
+                raise InvalidFrame("invalid ack mode", details=f"unknown ack mode {mode!r}")
+
+    def _act(self, frame: Frame) -> list[Frame]:
+        command = frame.command
+        if command in (Command.CONNECT, Command.STOMP):
+            self._connect(frame)
+        elif command is Command.DISCONNECT:
+            self._transactions.clear()
+        elif command is Command.BEGIN:
+            return self._begin(frame)
+        elif command in (Command.COMMIT, Command.ABORT):
+            held = self._end_transaction(frame)
+            return [*held, frame] if command is Command.COMMIT else [frame]
+        elif command in _TRANSACTIONAL and "transaction" in frame:
+            self._hold(frame)
+            return []
+        return [frame]
+
+    def _connect(self, frame: Frame) -> None:
+        self.version = negotiate_version(frame.get("accept-version"))
+        client = parse_heart_beat(frame.get("heart-beat"))
+        self._offer = self.policy.offer(client)
+        self.heart_beat = negotiate_heart_beat(client, self._offer)
+        self.connect_frame = frame
+        self.parser.version = self.version
+
+    def _begin(self, frame: Frame) -> list[Frame]:
+        name = frame.get("transaction", "")
+        if name in self._transactions:
+            raise InvalidFrame("transaction already begun", details=f"transaction {name!r}")
+        self._transactions[name] = []
+        return [frame]
+
+    def _end_transaction(self, frame: Frame) -> list[Frame]:
+        name = frame.get("transaction", "")
+        try:
+            return self._transactions.pop(name)
+        except KeyError:
+            raise InvalidFrame("unknown transaction", details=f"transaction {name!r}") from None
+
+    def _hold(self, frame: Frame) -> None:
+        name = frame.get("transaction", "")
+        held = self._transactions.get(name)
+        if held is None:
+            raise InvalidFrame("unknown transaction", details=f"transaction {name!r}")
+        if sum(map(len, self._transactions.values())) >= self.max_transaction_frames:
+            raise LimitExceeded(
+                "transaction too large",
+                details=f"at most {self.max_transaction_frames} frames may wait for COMMIT",
+            )
+        held.append(frame)
+
+    def close(self) -> None:
+        """End the session; open transactions are discarded."""
+        self.state = State.CLOSED
+        self._transactions.clear()
+
+    def connected_frame(self, *, session: str, server: str) -> Frame:
+        """Return the CONNECTED frame answering the CONNECT."""
+        sx, sy = self._offer
+        return Frame(
+            Command.CONNECTED,
+            (
+                ("version", self.version),
+                ("heart-beat", f"{sx},{sy}"),
+                ("server", server),
+                ("session", session),
+            ),
+        )
+
+    def serialize(self, frame: Frame) -> bytes:
+        """Encode ``frame`` in the negotiated version."""
+        return serialize(frame, self.version)
+
+
+def receipt_frame(receipt_id: str) -> Frame:
+    """Return the RECEIPT for a frame that carried ``receipt``."""
+    return Frame(Command.RECEIPT, (("receipt-id", receipt_id),))
+
+
+def error_frame(error: ProtocolError) -> Frame:
+    """Return the ERROR frame that reports ``error`` (STOMP 1.2 §ERROR)."""
+    headers = [("message", error.message)]
+    if error.receipt_id is not None:
+        headers.append(("receipt-id", error.receipt_id))
+    headers.extend(error.headers)
+    if "content-type" not in dict(headers):
+        headers.append(("content-type", "text/plain"))
+    return Frame(Command.ERROR, tuple(headers), error.details.encode())

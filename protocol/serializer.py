@@ -43,6 +43,10 @@ class MessageTemplate:
     """
     A MESSAGE frame encoded once, addressed to many subscriptions.
 
+    Attributes:
+        message_id: The ``message-id`` header.
+        is_text: Whether the body is UTF-8, so the frame may travel as text.
+
     Args:
         headers: Headers shared by every copy (``destination``,
             ``message-id``, ``content-type``...); ``content-length`` is added.
@@ -50,12 +54,14 @@ class MessageTemplate:
 
     """
 
-    __slots__ = ("_body", "_headers", "_tails")
+    __slots__ = ("_body", "_headers", "_tails", "is_text", "message_id")
 
     def __init__(self, headers: Headers, body: bytes) -> None:
         self._headers = headers
         self._body = body
         self._tails: dict[str, bytes] = {}
+        self.message_id = Frame(Command.MESSAGE, headers).get("message-id", "")
+        self.is_text = _is_utf8(body)
 
     def _tail(self, version: str) -> bytes:
         tail = self._tails.get(version)
@@ -78,6 +84,14 @@ class MessageTemplate:
         if ack is not None:
             head += encode_header("ack", ack, Command.MESSAGE, version)
         return head + self._tail(version)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def message_head(subscription: str, version: str) -> bytes:

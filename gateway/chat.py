@@ -1,0 +1,184 @@
+"""
+The chat path, in one place: SEND -> chat message -> bus -> fan-out, and bus -> store.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import logging
+import os
+import time
+import zoneinfo
+from typing import Any
+
+from kafka_bridge import Delivery, MessageBus
+from persistence import ChatMessage, InvalidMessage
+from protocol import MessageTemplate
+
+from .registry import SubscriptionRegistry
+from .routing import Router
+
+__all__ = ["ApplicationError", "ChatService", "local_date_time", "new_object_id"]
+
+logger = logging.getLogger(__name__)
+
+_PROCESS_UNIQUE = os.urandom(5)
+_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+class ApplicationError(Exception):
+    """A frame the application refuses; the session goes on (see README)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def new_object_id(now: float | None = None) -> str:
+    """Return a fresh MongoDB ObjectId in hex: time, process, counter."""
+    seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
+    counter = next(_COUNTER) & 0xFFFFFF
+    return (seconds.to_bytes(4, "big") + _PROCESS_UNIQUE + counter.to_bytes(3, "big")).hex()
+
+
+def local_date_time(epoch_ns: int, zone: zoneinfo.ZoneInfo) -> str:
+    """
+    Format an instant as the seed's ``createAt``: a local date-time without
+    offset, seconds always shown, the fraction in its shortest exact form
+    (Java's ``DateTimeFormatter.ISO_LOCAL_DATE_TIME``).
+    """
+    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, zone)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos:09d}".rstrip("0") if nanos else text
+
+
+class ChatService:
+    """
+    Turns chat SENDs into messages on the bus, and bus records into MESSAGEs.
+
+    Args:
+        bus: Where messages travel between instances.
+        registry: Local subscriptions, for the fan-out.
+        router: Destination names.
+        zone: Time zone of ``createAt``.
+        max_message_length: Longest message text, in characters.
+
+    """
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        registry: SubscriptionRegistry,
+        router: Router,
+        *,
+        zone: zoneinfo.ZoneInfo,
+        max_message_length: int,
+    ) -> None:
+        self.bus = bus
+        self.registry = registry
+        self.router = router
+        self.zone = zone
+        self.max_message_length = max_message_length
+        bus.add_listener(self.fan_out)
+
+    async def send(self, room_id: int, body: bytes) -> ChatMessage:
+        """
+        Publish a chat SEND's body as a message of ``room_id``.
+
+        Raises:
+            ApplicationError: The body is not a valid chat message.
+
+        """
+        message = self.compose(room_id, body)
+        await self.bus.publish(str(room_id), message.to_json())
+        return message
+
+    def compose(self, room_id: int, body: bytes) -> ChatMessage:
+        """Build the chat message a SEND's JSON body asks for."""
+        fields = _json_object(body)
+        text = _optional_str(fields, "message")
+        file_id = fields.get("fileId")
+        if file_id is not None and (
+            isinstance(file_id, bool) or not isinstance(file_id, int | str)
+        ):
+            raise ApplicationError("fileId must be a number or a string")
+        file_name = _optional_str(fields, "fileName")
+        if text is None and file_id is None:
+            raise ApplicationError("a chat message needs message, or fileId and fileName")
+        if text is not None and len(text) > self.max_message_length:
+            raise ApplicationError(f"message is longer than {self.max_message_length} characters")
+        now_ns = time.time_ns()
+        return ChatMessage(
+            id=new_object_id(now_ns / 1e9),
+            chat_room_id=room_id,
+            member_id=_member_id(fields),
+            nickname=_required_str(fields, "nickname"),
+            message=text,
+            file_id=file_id,
+            file_name=file_name,
+            create_at=local_date_time(now_ns, self.zone),
+        )
+
+    def fan_out(self, delivery: Delivery) -> None:
+        """Deliver a bus record to the local subscribers of its room."""
+        try:
+            message = ChatMessage.from_json(delivery.value)
+        except InvalidMessage as exc:
+            logger.warning(
+                "skipping record %d:%d (key %r): %s",
+                delivery.partition,
+                delivery.offset,
+                delivery.key,
+                exc,
+            )
+            return
+        destination = self.router.room_destination(message.chat_room_id)
+        subscriptions = self.registry.subscribers(destination)
+        if not subscriptions:
+            return
+        template = MessageTemplate(
+            (
+                ("destination", destination),
+                ("message-id", message.id),
+                ("content-type", "application/json"),
+            ),
+            delivery.value,
+        )
+        for subscription in subscriptions:
+            subscription.session.deliver(subscription, template)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApplicationError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ApplicationError("body must be a JSON object")
+    return value
+
+
+def _member_id(fields: dict[str, Any]) -> int:
+    value = fields.get("memberId")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApplicationError("memberId must be an integer")
+    return value
+
+
+def _required_str(fields: dict[str, Any], key: str) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str):
+        raise ApplicationError(f"{key} must be a string")
+    return value
+
+
+def _optional_str(fields: dict[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ApplicationError(f"{key} must be a string")
+    return value

@@ -1,0 +1,58 @@
+"""The ``stomp-gateway`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from .config import Config, parse_args
+from .server import Gateway
+
+__all__ = ["main", "run"]
+
+logger = logging.getLogger("gateway")
+
+
+async def run(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    gateway = Gateway(config)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        logger.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await stop.wait()
+    await gateway.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the configuration, run the gateway, and return the exit code."""
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if config.log_level != "debug":
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(config))
+    except OSError as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

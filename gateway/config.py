@@ -1,0 +1,322 @@
+"""
+The gateway's configuration: one table of options, read from the command line
+and from ``STOMP_GATEWAY_<OPTION>`` environment variables.
+
+The command line wins over the environment; repeatable options take a
+comma-separated list from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["OPTIONS", "Config", "Option", "env_name", "parse_args"]
+
+ENV_PREFIX = "STOMP_GATEWAY_"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """Every setting of a gateway; see :data:`OPTIONS` for their meaning."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    endpoint: tuple[str, ...] = ("/ws",)
+    app_prefix: str = "/pub"
+    broker_prefix: tuple[str, ...] = ("/sub",)
+    allow_broker_send: bool = False
+    duplicate_subscriptions: str = "replace"
+    heartbeat_interval: int = 10_000
+    heartbeat_floor: int = 1_000
+    heartbeat_tolerance: float = 3.0
+    connect_timeout: float = 10.0
+    max_frame_size: int = 64 * 1024
+    max_headers: int = 64
+    max_header_line: int = 8 * 1024
+    max_message_length: int = 10_000
+    max_pending_acks: int = 10_000
+    max_outbound_bytes: int = 512 * 1024
+    history_size: int = 1000
+    timezone: str = "UTC"
+    permessage_deflate: bool = False
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"{value} is not positive")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{value} is not positive")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise ValueError(f"{value} is below 1")
+    return value
+
+
+def _path_prefix(text: str) -> str:
+    if not text.startswith("/") or text != text.strip() or len(text) < 2:
+        raise ValueError(f"{text!r} is not a path such as /sub")
+    return text.rstrip("/") or "/"
+
+
+def _timezone(text: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r}") from None
+    return text
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option: its name, how to read it, and what it means."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    @property
+    def field(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        return getattr(Config(), self.field)
+
+    @property
+    def repeatable(self) -> bool:
+        return isinstance(self.default, tuple)
+
+    @property
+    def flag(self) -> bool:
+        return isinstance(self.default, bool)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "Address to listen on (the image uses 0.0.0.0).", metavar="ADDR"),
+    Option("port", "TCP port for WebSocket and HTTP.", _port, metavar="PORT"),
+    Option(
+        "endpoint",
+        "Path where STOMP over WebSocket is served; repeat for several.",
+        _path_prefix,
+        metavar="PATH",
+    ),
+    Option("app-prefix", "Prefix of application destinations (SEND /pub/...).", _path_prefix),
+    Option(
+        "broker-prefix",
+        "Prefix of broker destinations clients subscribe to; repeat for several.",
+        _path_prefix,
+        metavar="PREFIX",
+    ),
+    Option(
+        "allow-broker-send",
+        "Relay client SENDs to broker destinations to their subscribers as-is "
+        "(Spring SimpleBroker behaviour); refused by default.",
+        _boolean,
+    ),
+    Option(
+        "duplicate-subscriptions",
+        "A second SUBSCRIBE to the same destination in one session: replace the "
+        "first, allow both, or reject with an ERROR.",
+        choices=("replace", "allow", "reject"),
+    ),
+    Option(
+        "heartbeat-interval",
+        "Milliseconds between client heart-beats the server asks for (0: none).",
+        _non_negative_int,
+        metavar="MS",
+    ),
+    Option(
+        "heartbeat-floor",
+        "Shortest interval, in milliseconds, at which the server sends heart-beats.",
+        _positive_int,
+        metavar="MS",
+    ),
+    Option(
+        "heartbeat-tolerance",
+        "A client silent for this many negotiated intervals is disconnected.",
+        _tolerance,
+        metavar="N",
+    ),
+    Option(
+        "connect-timeout",
+        "Seconds a new connection has to send CONNECT.",
+        _positive_float,
+        metavar="S",
+    ),
+    Option("max-frame-size", "Largest STOMP frame accepted, in bytes.", _positive_int, metavar="N"),
+    Option("max-headers", "Most headers in one frame.", _positive_int, metavar="N"),
+    Option("max-header-line", "Longest header line, in bytes.", _positive_int, metavar="N"),
+    Option(
+        "max-message-length",
+        "Longest chat message text, in characters.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "max-pending-acks",
+        "Most unacknowledged messages per connection in client ack modes.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "max-outbound-bytes",
+        "Bytes queued for a connection before it counts as a slow consumer and is closed.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "history-size",
+        "Messages kept per room by the in-memory store.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "timezone",
+        "Time zone of createAt (e.g. Asia/Seoul, as the seed).",
+        _timezone,
+        metavar="ZONE",
+    ),
+    Option("permessage-deflate", "Offer WebSocket compression (RFC 7692).", _boolean),
+    Option(
+        "shutdown-timeout",
+        "Seconds to close sessions on SIGTERM before exiting anyway.",
+        _positive_float,
+        metavar="S",
+    ),
+    Option(
+        "log-level",
+        "Logging level.",
+        choices=("debug", "info", "warning", "error"),
+    ),
+)
+
+
+def env_name(option: Option) -> str:
+    """Return the environment variable that sets ``option``."""
+    return ENV_PREFIX + option.field.upper()
+
+
+def _from_env(option: Option, environ: Mapping[str, str]) -> Any:
+    raw = environ.get(env_name(option))
+    if raw is None:
+        return option.default
+    if option.repeatable:
+        return tuple(_check(option, part.strip()) for part in raw.split(",") if part.strip())
+    return _check(option, raw)
+
+
+def _check(option: Option, raw: str) -> Any:
+    value = option.parse(raw)
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{raw!r} is not one of {', '.join(option.choices)}")
+    return value
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stomp-gateway",
+        description="STOMP 1.2 over WebSocket chat gateway. Every option can also be "
+        f"set with an environment variable {ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}PORT.",
+    )
+    for option in OPTIONS:
+        try:
+            default = _from_env(option, environ)
+        except ValueError as exc:
+            parser.error(f"{env_name(option)}: {exc}")
+        help_text = f"{option.help} [env {env_name(option)}; default: {_show(option.default)}]"
+        if option.flag:
+            parser.add_argument(
+                f"--{option.name}",
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=help_text,
+            )
+            continue
+        parser.add_argument(
+            f"--{option.name}",
+            type=_argparse_type(option),
+            action="append" if option.repeatable else "store",
+            default=None if option.repeatable else default,
+            choices=option.choices or None,
+            metavar=option.metavar,
+            help=help_text,
+        )
+        if option.repeatable:
+            parser.set_defaults(**{f"{option.field}_env": default})
+    return parser
+
+
+def _argparse_type(option: Option) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option.name
+    return convert
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Return the configuration from ``argv`` and ``environ`` (exits on errors)."""
+    environ = os.environ if environ is None else environ
+    namespace = build_parser(environ).parse_args(argv)
+    values = {}
+    for option in OPTIONS:
+        value = getattr(namespace, option.field)
+        if option.repeatable:
+            value = tuple(value) if value else getattr(namespace, f"{option.field}_env")
+        values[option.field] = value
+    return Config(**values)

@@ -1,0 +1,435 @@
+"""
+One client connection: WebSocket messages in, STOMP frames acted upon, bytes out.
+
+Reading and writing are separate: the read loop feeds the sans-I/O
+:class:`protocol.ServerSession` and carries out each frame; everything going
+out is queued and written by the connection's own writer task, so a slow
+socket never stalls the fan-out to others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections import deque
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from kafka_bridge import PublishError
+from protocol import (
+    Command,
+    Frame,
+    HeartBeatMonitor,
+    InvalidFrame,
+    LimitExceeded,
+    MessageTemplate,
+    ProtocolError,
+    ServerSession,
+    State,
+    error_frame,
+    message_head,
+    receipt_frame,
+)
+
+from .chat import ApplicationError, new_object_id
+from .registry import Subscription
+from .routing import ERRORS_DESTINATION, RoutingError
+
+if TYPE_CHECKING:
+    from .server import Gateway
+
+__all__ = ["StompConnection"]
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "stomp-gateway/0.1.0"
+
+
+class StompConnection:
+    """
+    The server side of one STOMP over WebSocket connection.
+
+    Args:
+        websocket: The accepted WebSocket.
+        gateway: Shared state: configuration, registry, chat service.
+
+    """
+
+    def __init__(self, websocket: ServerConnection, gateway: Gateway) -> None:
+        self.websocket = websocket
+        self.gateway = gateway
+        self.id = secrets.token_hex(8)
+        self.remote = _address(websocket)
+        self.session = ServerSession(gateway.limits, gateway.heart_beat_policy)
+        self._loop = asyncio.get_running_loop()
+        self._outbound: deque[tuple[bytes, bool]] = deque()
+        self._outbound_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._acks: dict[str, Subscription] = {}
+        self._ack_ids = itertools.count()
+        self._monitor: HeartBeatMonitor | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def version(self) -> str:
+        return self.session.version
+
+    # Lifecycle.
+
+    async def run(self) -> None:
+        """Serve the connection until it closes, then clean up."""
+        logger.info(
+            "session %s opened remote=%s subprotocol=%s",
+            self.id,
+            self.remote,
+            self.websocket.subprotocol,
+        )
+        writer = asyncio.create_task(self._write_loop())
+        self._timer = self._loop.call_later(self.gateway.config.connect_timeout, self._no_connect)
+        try:
+            await self._read_loop()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close(CloseCode.NORMAL_CLOSURE, "client closed the connection")
+            await self._finish(writer)
+
+    async def _finish(self, writer: asyncio.Task[None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.session.close()
+        removed = self.gateway.registry.remove_session(self)
+        self._acks.clear()
+        try:
+            await asyncio.wait_for(writer, self.gateway.config.shutdown_timeout)
+        except (TimeoutError, ConnectionClosed):
+            writer.cancel()
+        code, reason = self._close or (CloseCode.NORMAL_CLOSURE, "")
+        logger.info(
+            "session %s closed remote=%s code=%d reason=%s subscriptions_removed=%d",
+            self.id,
+            self.remote,
+            code,
+            reason,
+            removed,
+        )
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the writer to flush what is queued, then close the WebSocket."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._wakeup.set()
+
+    def fail(self, error: ProtocolError, code: int = CloseCode.PROTOCOL_ERROR) -> None:
+        """Send ERROR, then close: STOMP 1.2 §ERROR says the server MUST close."""
+        if self._close is not None:
+            return
+        logger.info("session %s error remote=%s: %s", self.id, self.remote, error)
+        self.session.close()
+        self._send(error_frame(error))
+        self.close(code, error.message)
+
+    # Reading.
+
+    async def _read_loop(self) -> None:
+        async for message in self.websocket:
+            data = message.encode() if isinstance(message, str) else message
+            if self._monitor is not None:
+                self._monitor.received(self._loop.time())
+            try:
+                for frame, effects in self.session.receive_data(data):
+                    await self._handle(frame, effects)
+                    if self.session.state is State.CLOSED:
+                        break
+            except ProtocolError as exc:
+                self.fail(exc)
+            if self._close is not None:
+                return
+
+    async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
+        logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
+        receipt = frame.get("receipt")
+        try:
+            for effect in effects:
+                await self._execute(effect)
+        except ApplicationError as exc:
+            self._report(exc.reason, frame, receipt)
+            return
+        except ProtocolError as exc:
+            if exc.receipt_id is None:
+                exc.receipt_id = receipt
+            raise
+        if receipt is not None and frame.command not in (Command.CONNECT, Command.STOMP):
+            # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
+            self._send(receipt_frame(receipt))
+        if frame.command is Command.DISCONNECT:
+            self.close(CloseCode.NORMAL_CLOSURE, "client disconnected")
+
+    async def _execute(self, frame: Frame) -> None:
+        match frame.command:
+            case Command.CONNECT | Command.STOMP:
+                self._connected()
+            case Command.SEND:
+                await self._on_send(frame)
+            case Command.SUBSCRIBE:
+                self._on_subscribe(frame)
+            case Command.UNSUBSCRIBE:
+                self._on_unsubscribe(frame)
+            case Command.ACK | Command.NACK:
+                self._on_ack(frame)
+            case Command.BEGIN | Command.COMMIT | Command.ABORT | Command.DISCONNECT:
+                pass  # the session holds transactions; nothing else to do
+            case _:  # pragma: no cover - the session refuses server frames
+                raise AssertionError(frame.command)
+
+    def _report(self, reason: str, frame: Frame, receipt: str | None) -> None:
+        """Tell the client about an application error, Spring's way (see README)."""
+        logger.info(
+            "session %s rejected %s remote=%s: %s",
+            self.id,
+            frame.command.value,
+            self.remote,
+            reason,
+        )
+        headers = [("destination", ERRORS_DESTINATION), ("message-id", new_object_id())]
+        headers.append(("message", reason))
+        if receipt is not None:
+            headers.append(("receipt-id", receipt))
+        headers.append(("content-type", "text/plain;charset=UTF-8"))
+        template = MessageTemplate(tuple(headers), reason.encode())
+        for subscription in self.gateway.registry.of(self, ERRORS_DESTINATION):
+            self.deliver(subscription, template)
+
+    # Frames.
+
+    def _connected(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        send_ms, receive_ms = self.session.heart_beat
+        tolerance = self.gateway.heart_beat_policy.tolerance
+        self._monitor = HeartBeatMonitor(send_ms, receive_ms, tolerance, self._loop.time())
+        self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
+        self._schedule_heart_beat()
+        logger.info(
+            "session %s connected remote=%s version=%s heart-beat=%d,%d",
+            self.id,
+            self.remote,
+            self.version,
+            send_ms,
+            receive_ms,
+        )
+
+    async def _on_send(self, frame: Frame) -> None:
+        destination = frame.get("destination", "")
+        try:
+            route = self.gateway.router.route_send(destination)
+        except RoutingError as exc:
+            raise ApplicationError(str(exc)) from None
+        if route.kind == "chat":
+            try:
+                await self.gateway.chat.send(route.room_id, frame.body)
+            except PublishError as exc:
+                raise ApplicationError(f"message not sent: {exc}") from None
+        elif route.kind == "ping":
+            self._pong()
+        else:
+            self._relay(frame, destination)
+
+    def _pong(self) -> None:
+        destination = self.gateway.router.pong_destination
+        template = MessageTemplate(
+            (
+                ("destination", destination),
+                ("message-id", new_object_id()),
+                ("content-type", "text/plain;charset=UTF-8"),
+            ),
+            b"pong",
+        )
+        for subscription in self.gateway.registry.of(self, destination):
+            self.deliver(subscription, template)
+
+    def _relay(self, frame: Frame, destination: str) -> None:
+        """Relay a SEND to a broker destination as-is (``--allow-broker-send``)."""
+        skipped = ("receipt", "transaction", "content-length", "message-id", "subscription")
+        headers = (("message-id", new_object_id()), *frame.without(*skipped).headers)
+        template = MessageTemplate(headers, frame.body)
+        for subscription in self.gateway.registry.subscribers(destination):
+            subscription.session.deliver(subscription, template)
+
+    def _on_subscribe(self, frame: Frame) -> None:
+        destination = frame.get("destination", "")
+        # STOMP 1.0 subscriptions may omit the id; the destination stands in.
+        subscription_id = frame.get("id", destination)
+        registry = self.gateway.registry
+        if registry.get(self, subscription_id) is not None:
+            raise InvalidFrame(
+                "duplicate subscription id",
+                details=f"subscription {subscription_id!r} is already live in this session",
+            )
+        try:
+            self.gateway.router.check_subscribe(destination)
+        except RoutingError as exc:
+            raise ApplicationError(str(exc)) from None
+        for existing in registry.of(self, destination):
+            policy = self.gateway.config.duplicate_subscriptions
+            if policy == "reject":
+                raise InvalidFrame(
+                    "duplicate subscription",
+                    details=f"already subscribed to {destination!r} as {existing.id!r}",
+                )
+            if policy == "replace":
+                self._unsubscribe(existing.id)
+        registry.add(
+            Subscription(
+                session=self,
+                id=subscription_id,
+                destination=destination,
+                ack_mode=frame.get("ack", "auto"),
+                head=message_head(subscription_id, self.version),
+            )
+        )
+
+    def _on_unsubscribe(self, frame: Frame) -> None:
+        subscription_id = frame.get("id") or frame.get("destination", "")
+        if self._unsubscribe(subscription_id) is None:
+            raise InvalidFrame(
+                "unknown subscription", details=f"no live subscription {subscription_id!r}"
+            )
+
+    def _unsubscribe(self, subscription_id: str) -> Subscription | None:
+        subscription = self.gateway.registry.remove(self, subscription_id)
+        if subscription is not None:
+            for ack_id in subscription.pending:
+                del self._acks[ack_id]
+        return subscription
+
+    def _on_ack(self, frame: Frame) -> None:
+        ack_id = self._ack_key(frame)
+        subscription = self._acks.get(ack_id)
+        if subscription is None:
+            raise InvalidFrame("unknown ack id", details=f"no unacknowledged message {ack_id!r}")
+        if subscription.ack_mode == "client":
+            # STOMP 1.2 §SUBSCRIBE ack: in client mode an ACK is cumulative.
+            while subscription.pending:
+                oldest = next(iter(subscription.pending))
+                del subscription.pending[oldest], self._acks[oldest]
+                if oldest == ack_id:
+                    break
+        else:
+            del subscription.pending[ack_id], self._acks[ack_id]
+
+    def _ack_key(self, frame: Frame) -> str:
+        if self.version == "1.2":
+            return frame.get("id", "")
+        message_id = frame.get("message-id", "")
+        if self.version == "1.1":
+            return f"{frame.get('subscription', '')}\n{message_id}"
+        return message_id
+
+    # Writing.
+
+    def deliver(self, subscription: Subscription, template: MessageTemplate) -> None:
+        """Queue a MESSAGE for one of this session's subscriptions."""
+        if self._close is not None:
+            return
+        ack = None
+        if subscription.ack_mode != "auto":
+            if len(self._acks) >= self.gateway.config.max_pending_acks:
+                self.fail(
+                    LimitExceeded(
+                        "too many unacknowledged messages",
+                        details=f"at most {self.gateway.config.max_pending_acks} may be pending",
+                    )
+                )
+                return
+            ack, key = self._next_ack(subscription, template.message_id)
+            subscription.pending[key] = None
+            self._acks[key] = subscription
+        self._enqueue(template.render(subscription.head, self.version, ack), template.is_text)
+
+    def _next_ack(self, subscription: Subscription, message_id: str) -> tuple[str | None, str]:
+        """Return the ``ack`` header (1.2 only) and the key an ACK will name."""
+        if self.version == "1.2":
+            ack = str(next(self._ack_ids))
+            return ack, ack
+        if self.version == "1.1":
+            return None, f"{subscription.id}\n{message_id}"
+        return None, message_id
+
+    def _send(self, frame: Frame) -> None:
+        logger.debug("session %s >>> %s %s", self.id, frame.command.value, frame.headers)
+        self._enqueue(self.session.serialize(frame), text=True)
+
+    def _enqueue(self, data: bytes, text: bool) -> None:
+        self._outbound.append((data, text))
+        self._outbound_bytes += len(data)
+        self._wakeup.set()
+        if self._outbound_bytes > self.gateway.config.max_outbound_bytes:
+            self._slow_consumer()
+
+    def _slow_consumer(self) -> None:
+        logger.warning(
+            "session %s slow consumer remote=%s: %d bytes queued",
+            self.id,
+            self.remote,
+            self._outbound_bytes,
+        )
+        self._outbound.clear()
+        self._outbound_bytes = 0
+        self._close = (CloseCode.POLICY_VIOLATION, "slow consumer")
+        # The writer may be blocked on this very socket: close it directly.
+        self._loop.create_task(self.websocket.close(*self._close))
+
+    async def _write_loop(self) -> None:
+        websocket = self.websocket
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._outbound:
+                data, text = self._outbound.popleft()
+                self._outbound_bytes -= len(data)
+                await websocket.send(data, text=text)
+            if self._monitor is not None:
+                self._monitor.sent(self._loop.time())
+            if self._close is not None:
+                await websocket.close(*self._close)
+                return
+
+    # Timers.
+
+    def _no_connect(self) -> None:
+        if self.session.state is State.CONNECTING:
+            self.fail(InvalidFrame("connect timeout", details="no CONNECT frame in time"))
+
+    def _schedule_heart_beat(self) -> None:
+        assert self._monitor is not None
+        deadline = self._monitor.next_check()
+        if deadline is not None and self._close is None:
+            self._timer = self._loop.call_at(deadline, self._on_heart_beat_timer)
+
+    def _on_heart_beat_timer(self) -> None:
+        assert self._monitor is not None
+        now = self._loop.time()
+        if self._monitor.timed_out(now):
+            logger.info("session %s heart-beat timeout remote=%s", self.id, self.remote)
+            self.session.close()
+            self.close(CloseCode.POLICY_VIOLATION, "heart-beat timeout")
+            return
+        if self._monitor.send_due(now):
+            # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
+            self._enqueue(b"\n", text=True)
+            self._monitor.sent(now)
+        self._schedule_heart_beat()
+
+
+def _address(websocket: ServerConnection) -> str:
+    address = websocket.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)

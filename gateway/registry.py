@@ -1,0 +1,109 @@
+"""
+The subscription registry: destination -> subscriptions, session -> subscriptions.
+
+Both indexes change together, so every exit path of a session removes each of
+its subscriptions exactly once (:meth:`SubscriptionRegistry.remove_session`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Hashable
+from typing import Protocol
+
+from protocol import MessageTemplate
+
+__all__ = ["Subscriber", "Subscription", "SubscriptionRegistry"]
+
+
+class Subscriber(Hashable, Protocol):
+    """A session that receives messages."""
+
+    def deliver(self, subscription: Subscription, template: MessageTemplate) -> None:
+        """Queue ``template`` for ``subscription``; must not block."""
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Subscription:
+    """
+    One SUBSCRIBE of one session.
+
+    Attributes:
+        session: Who subscribed.
+        id: The subscription id, unique within the session.
+        destination: What was subscribed to.
+        ack_mode: ``auto``, ``client`` or ``client-individual``.
+        head: The start of every MESSAGE for it (see :func:`protocol.message_head`).
+        pending: Ack ids delivered and not yet acknowledged, oldest first.
+
+    """
+
+    session: Subscriber
+    id: str
+    destination: str
+    ack_mode: str
+    head: bytes
+    pending: dict[str, None] = dataclasses.field(default_factory=dict)
+
+
+class SubscriptionRegistry:
+    """Who is subscribed to what."""
+
+    def __init__(self) -> None:
+        self._by_destination: dict[str, dict[Subscription, None]] = {}
+        self._by_session: dict[Subscriber, dict[str, Subscription]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        """Return the number of live subscriptions."""
+        return self._count
+
+    @property
+    def destinations(self) -> int:
+        """Return how many destinations have subscribers."""
+        return len(self._by_destination)
+
+    def add(self, subscription: Subscription) -> None:
+        """Register ``subscription``; its id must not be live in its session."""
+        own = self._by_session.setdefault(subscription.session, {})
+        assert subscription.id not in own, "subscription id already live"
+        own[subscription.id] = subscription
+        self._by_destination.setdefault(subscription.destination, {})[subscription] = None
+        self._count += 1
+
+    def get(self, session: Subscriber, subscription_id: str) -> Subscription | None:
+        """Return the session's subscription with this id, if live."""
+        return self._by_session.get(session, {}).get(subscription_id)
+
+    def remove(self, session: Subscriber, subscription_id: str) -> Subscription | None:
+        """Remove and return the session's subscription with this id, if live."""
+        own = self._by_session.get(session)
+        subscription = None if own is None else own.pop(subscription_id, None)
+        if subscription is not None:
+            self._forget(subscription)
+            if not own:
+                del self._by_session[session]
+        return subscription
+
+    def remove_session(self, session: Subscriber) -> int:
+        """Remove every subscription of ``session``; return how many there were."""
+        own = self._by_session.pop(session, {})
+        for subscription in own.values():
+            self._forget(subscription)
+        return len(own)
+
+    def _forget(self, subscription: Subscription) -> None:
+        subscribers = self._by_destination[subscription.destination]
+        del subscribers[subscription]
+        if not subscribers:
+            del self._by_destination[subscription.destination]
+        self._count -= 1
+
+    def subscribers(self, destination: str) -> Collection[Subscription]:
+        """Return the subscriptions to ``destination``, in subscription order."""
+        return self._by_destination.get(destination, {}).keys()
+
+    def of(self, session: Subscriber, destination: str) -> list[Subscription]:
+        """Return the session's subscriptions to ``destination``."""
+        own = self._by_session.get(session, {})
+        return [sub for sub in own.values() if sub.destination == destination]

@@ -1,0 +1,149 @@
+"""The gateway: wires bus, store, registry and chat together behind one WebSocket server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zoneinfo
+from collections.abc import Sequence
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
+from websockets.typing import Subprotocol
+
+from kafka_bridge import InMemoryBus, MessageBus
+from persistence import InMemoryStore, MessageStore
+from protocol import HeartBeatPolicy, InvalidFrame, Limits
+
+from .chat import ChatService
+from .config import Config
+from .connection import SERVER_NAME, StompConnection
+from .http import HttpApi
+from .persister import Persister
+from .registry import SubscriptionRegistry
+from .routing import Router
+
+__all__ = ["SUBPROTOCOLS", "Gateway"]
+
+logger = logging.getLogger(__name__)
+
+# The STOMP over WebSocket subprotocols, most preferred first.
+SUBPROTOCOLS = (Subprotocol("v12.stomp"), Subprotocol("v11.stomp"), Subprotocol("v10.stomp"))
+
+
+def select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Pick the highest STOMP subprotocol offered; accept clients offering none."""
+    return next((name for name in SUBPROTOCOLS if name in offered), None)
+
+
+class Gateway:
+    """
+    One gateway instance.
+
+    Args:
+        config: The settings.
+        bus: The message bus; the in-memory bus by default.
+        store: The message store; the in-memory store by default.
+
+    Attributes:
+        registry: Local subscriptions (tests read its size).
+        connections: Live connections.
+
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        bus: MessageBus | None = None,
+        store: MessageStore | None = None,
+    ) -> None:
+        self.config = config
+        self.limits = Limits(config.max_frame_size, config.max_headers, config.max_header_line)
+        self.heart_beat_policy = HeartBeatPolicy(
+            config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
+        )
+        self.bus: MessageBus = bus or InMemoryBus()
+        self.store: MessageStore = store or InMemoryStore(config.history_size)
+        self.registry = SubscriptionRegistry()
+        self.router = Router(
+            config.app_prefix, config.broker_prefix, allow_broker_send=config.allow_broker_send
+        )
+        self.chat = ChatService(
+            self.bus,
+            self.registry,
+            self.router,
+            zone=zoneinfo.ZoneInfo(config.timezone),
+            max_message_length=config.max_message_length,
+        )
+        self.persister = Persister(self.bus, self.store)
+        self.http = HttpApi(config.endpoint, self.store)
+        self.connections: set[StompConnection] = set()
+        self._idle = asyncio.Event()
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (useful with port 0)."""
+        assert self._server is not None, "not started"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Connect the store and the bus, then start listening."""
+        await self.store.start()
+        await self.bus.start()
+        self.persister.start()
+        self._server = await serve(
+            self._serve,
+            self.config.host,
+            self.config.port,
+            subprotocols=list(SUBPROTOCOLS),
+            select_subprotocol=select_subprotocol,
+            compression="deflate" if self.config.permessage_deflate else None,
+            process_request=self.http.process_request,
+            server_header=SERVER_NAME,
+            # A WebSocket message may carry several frames; each is checked by the parser.
+            max_size=max(2**20, 2 * self.config.max_frame_size),
+        )
+        logger.info(
+            "listening on %s:%d endpoints=%s",
+            self.config.host,
+            self.port,
+            ",".join(self.config.endpoint),
+        )
+
+    async def _serve(self, websocket: ServerConnection) -> None:
+        connection = StompConnection(websocket, self)
+        self.connections.add(connection)
+        self._idle.clear()
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            if not self.connections:
+                self._idle.set()
+
+    async def shutdown(self, reason: str = "server shutting down") -> None:
+        """Stop accepting, tell every session why, drain, and close bus and store."""
+        self.http.serving = False
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        if self.connections:
+            logger.info("closing %d sessions: %s", len(self.connections), reason)
+        for connection in list(self.connections):
+            connection.fail(InvalidFrame(reason), CloseCode.GOING_AWAY)
+        if self.connections:
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.config.shutdown_timeout)
+            except TimeoutError:
+                logger.warning("%d sessions still open at shutdown", len(self.connections))
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self.persister.close()
+        await self.bus.close()
+        await self.store.close()
+        logger.info("stopped")

@@ -1,0 +1,62 @@
+"""The message bus interface: what the gateway needs from Kafka or its stand-in."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["Delivery", "Listener", "MessageBus", "PublishError"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """
+    A record read back from the bus, with its position.
+
+    Attributes:
+        key: The record key: the chat room id.
+        value: The record value: the chat message JSON.
+        partition: Partition the record was written to.
+        offset: Offset of the record within its partition.
+
+    """
+
+    key: str
+    value: bytes
+    partition: int
+    offset: int
+
+
+Listener = Callable[[Delivery], None]
+
+
+class PublishError(Exception):
+    """The bus did not take a record; the sender must be told."""
+
+
+class MessageBus(Protocol):
+    """
+    Carries chat messages between gateway instances, in order per key.
+
+    Listeners are called with every record of every partition, in partition
+    order, on every instance (the fan-out).
+    """
+
+    async def start(self) -> None:
+        """Connect, and start delivering to listeners."""
+
+    async def close(self) -> None:
+        """Flush what was published and stop delivering."""
+
+    async def publish(self, key: str, value: bytes) -> None:
+        """
+        Return once the record is durable on the bus.
+
+        Raises:
+            PublishError: The record was not taken.
+
+        """
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` for every record delivered from now on."""

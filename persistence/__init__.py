@@ -1,0 +1,9 @@
+"""The chat history: MongoDB, or the in-memory default."""
+
+from __future__ import annotations
+
+from .memory import InMemoryStore
+from .messages import ChatMessage, InvalidMessage
+from .store import MessageStore
+
+__all__ = ["ChatMessage", "InMemoryStore", "InvalidMessage", "MessageStore"]

@@ -1,0 +1,67 @@
+"""The in-memory store: the newest messages of each room, in arrival order."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import deque
+from collections.abc import Sequence
+
+from .messages import ChatMessage
+
+__all__ = ["InMemoryStore"]
+
+
+@dataclasses.dataclass(slots=True)
+class _Room:
+    messages: deque[tuple[int, ChatMessage]]
+    positions: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class InMemoryStore:
+    """
+    Keeps the newest ``per_room`` messages of every room.
+
+    Args:
+        per_room: How many messages each room keeps; older ones are dropped.
+
+    """
+
+    def __init__(self, per_room: int = 1000) -> None:
+        self.per_room = per_room
+        self._rooms: dict[int, _Room] = {}
+        self._sequence = itertools.count()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def save(self, messages: Sequence[ChatMessage]) -> None:
+        for message in messages:
+            room = self._rooms.get(message.chat_room_id)
+            if room is None:
+                room = self._rooms[message.chat_room_id] = _Room(deque())
+            if message.id in room.positions:
+                continue
+            if len(room.messages) >= self.per_room:
+                _, dropped = room.messages.popleft()
+                del room.positions[dropped.id]
+            position = next(self._sequence)
+            room.messages.append((position, message))
+            room.positions[message.id] = position
+
+    async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return []
+        if before is None:
+            older = list(room.messages)
+        elif before in room.positions:
+            cursor = room.positions[before]
+            older = [item for item in room.messages if item[0] < cursor]
+        else:
+            # An id this store no longer holds: ObjectIds sort by creation time.
+            older = [item for item in room.messages if item[1].id < before]
+        return [message for _, message in older[-limit:]] if limit else []

@@ -1,0 +1,97 @@
+"""The chat message, in the JSON shape the seed's clients read."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+__all__ = ["ChatMessage", "InvalidMessage"]
+
+
+class InvalidMessage(ValueError):
+    """Bytes that are not a chat message in the seed's JSON shape."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ChatMessage:
+    """
+    One chat message.
+
+    Attributes:
+        id: A MongoDB ObjectId in hex.
+        chat_room_id: The room.
+        member_id: The sender.
+        nickname: The sender's display name.
+        message: The text, or None for a file message.
+        file_id: The file's id, for a file message.
+        file_name: The file's name, for a file message.
+        create_at: Local date-time string without offset, as the seed prints it.
+
+    """
+
+    id: str
+    chat_room_id: int
+    member_id: int
+    nickname: str
+    message: str | None = None
+    file_id: int | str | None = None
+    file_name: str | None = None
+    create_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the seed's JSON object, fields in the seed's order."""
+        return {
+            "id": self.id,
+            "chatRoomId": self.chat_room_id,
+            "memberId": self.member_id,
+            "nickname": self.nickname,
+            "message": self.message,
+            "fileId": self.file_id,
+            "fileName": self.file_name,
+            "createAt": self.create_at,
+        }
+
+    def to_json(self) -> bytes:
+        """Return the compact UTF-8 JSON of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ChatMessage:
+        """
+        Read a message written by :meth:`to_json` (or by another producer).
+
+        Raises:
+            InvalidMessage: ``data`` is not such a message.
+
+        """
+        try:
+            obj = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidMessage(f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise InvalidMessage("not a JSON object")
+        try:
+            return cls(
+                id=_typed(obj, "id", str),
+                chat_room_id=_typed(obj, "chatRoomId", int),
+                member_id=_typed(obj, "memberId", int),
+                nickname=_typed(obj, "nickname", str),
+                message=_optional(obj, "message", str),
+                file_id=_optional(obj, "fileId", (int, str)),
+                file_name=_optional(obj, "fileName", str),
+                create_at=_typed(obj, "createAt", str),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidMessage(str(exc)) from None
+
+
+def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{key} has the wrong type")
+    return value
+
+
+def _optional(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    return None if obj.get(key) is None else _typed(obj, key, kind)

@@ -14,7 +14,7 @@ import re
 from .errors import LocalProtocolError, MalformedFrame
 from .frames import Command
 
-__all__ = ["check_unescaped", "escape", "escapes_headers", "unescape"]
+__all__ = ["check_unescaped", "encodable", "escape", "escapes_headers", "unescape"]
 
 _ESCAPES = {
     "1.1": {"\\": "\\\\", "\n": "\\n", ":": "\\c"},
@@ -37,7 +37,16 @@ def escapes_headers(command: Command, version: str) -> bool:
 
 
 def escape(text: str, version: str) -> str:
-    """Escape a header name or value for ``version`` (1.1 or 1.2)."""
+    """
+    Escape a header name or value for ``version`` (1.1 or 1.2).
+
+    Raises:
+        LocalProtocolError: A carriage return in STOMP 1.1, which has no
+            escape for it and would read it back as part of the EOL.
+
+    """
+    if version == "1.1" and "\r" in text:
+        raise LocalProtocolError(f"header {text!r} holds a CR, which STOMP 1.1 cannot carry")
     table = _ESCAPES[version]
     return _ESCAPE_PATTERNS[version].sub(lambda match: table[match[0]], text)
 
@@ -67,8 +76,21 @@ def unescape(text: str, version: str) -> str:
     return _ESCAPE_SEQUENCE.sub(replace, text)
 
 
-def check_unescaped(text: str) -> str:
-    """Refuse a header that cannot be sent without escaping."""
-    if "\n" in text or "\r" in text or "\0" in text:
+def check_unescaped(text: str, *, name: bool = False) -> str:
+    """Refuse a header name or value that cannot be sent without escaping."""
+    forbidden = "\n\r\0:" if name else "\n\r\0"
+    if any(char in text for char in forbidden):
         raise LocalProtocolError(f"header {text!r} needs escaping, which is off here")
     return text
+
+
+def encodable(text: str, command: Command, version: str) -> bool:
+    """Tell whether ``text`` can be sent as a header value of ``command``."""
+    try:
+        if escapes_headers(command, version):
+            escape(text, version).encode()
+        else:
+            check_unescaped(text).encode()
+    except (LocalProtocolError, UnicodeEncodeError):
+        return False
+    return True

@@ -63,12 +63,16 @@ def parse_heart_beat(value: str | None) -> tuple[int, int]:
     if value is None:
         return 0, 0  # STOMP 1.2 §Heart-beating: absent means "0,0".
     first, comma, second = value.partition(",")
-    if not comma or not all(part.strip().isdigit() for part in (first, second)):
+    if not comma or not all(_is_milliseconds(part.strip()) for part in (first, second)):
         raise InvalidFrame(
             "invalid heart-beat header",
             details=f"heart-beat must be two non-negative integers, not {value[:40]!r}",
         )
     return int(first), int(second)
+
+
+def _is_milliseconds(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -50,11 +50,17 @@ class Parser:
         version: Negotiated STOMP version; decides header unescaping.
             Set :attr:`version` once the session is connected.
 
+    Attributes:
+        trim_values: Strip white space around header values, for STOMP 1.0
+            sessions: 1.0 says nothing about it and its clients pad values
+            (``ack: auto``); 1.1 and 1.2 keep values as they are.
+
     """
 
     def __init__(self, limits: Limits | None = None, version: str = "1.0") -> None:
         self.limits = limits or Limits()
         self.version = version
+        self.trim_values = False
         self._buffer = bytearray()
         self._frame_start = 0
         self._scan = 0  # first offset not yet searched for the awaited delimiter
@@ -160,6 +166,8 @@ class Parser:
         if escapes_headers(self._command, self.version):
             name = unescape(name, self.version)
             value = unescape(value, self.version)
+        elif self.trim_values:
+            value = value.strip()
         self._headers.append((name, value))
 
     def _parse_content_length(self) -> int | None:
@@ -172,8 +180,11 @@ class Parser:
                 "invalid content-length",
                 details=f"content-length must be a non-negative integer, not {value[:40]!r}",
             )
-        length = int(value)
-        # Refuse before buffering the body.
+        # Refuse before buffering the body (and before int() of a huge number).
+        digits = value.lstrip("0")
+        if len(digits) > len(str(self.limits.max_frame_size)):
+            self._check_frame_size(self._frame_start + self.limits.max_frame_size + 1)
+        length = int(digits or "0")
         self._check_frame_size(self._body_start + length + 1)
         return length
 

@@ -9,6 +9,7 @@ between them, so those are spliced in front of the shared bytes.
 
 from __future__ import annotations
 
+from .errors import LocalProtocolError
 from .escaping import check_unescaped, escape, escapes_headers
 from .frames import Command, Frame, Headers
 
@@ -20,8 +21,11 @@ def encode_header(name: str, value: str, command: Command, version: str) -> byte
     if escapes_headers(command, version):
         name, value = escape(name, version), escape(value, version)
     else:
-        name, value = check_unescaped(name), check_unescaped(value)
-    return f"{name}:{value}\n".encode()
+        name, value = check_unescaped(name, name=True), check_unescaped(value)
+    try:
+        return f"{name}:{value}\n".encode()
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"header {name!r} is not encodable as UTF-8") from None
 
 
 def _encode_headers(frame: Frame, version: str) -> bytes:

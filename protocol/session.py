@@ -14,6 +14,7 @@ import enum
 from collections.abc import Iterator
 
 from .errors import InvalidFrame, LimitExceeded, ProtocolError
+from .escaping import encodable
 from .frames import Command, Frame
 from .negotiation import HeartBeatPolicy, negotiate_heart_beat, negotiate_version, parse_heart_beat
 from .parser import Limits, Parser
@@ -143,14 +144,29 @@ class ServerSession:
         """
         try:
             next_state = self._transition(frame.command)
+            self._check_receipt(frame)
             self._check_headers(frame)
             effects = self._act(frame)
         except ProtocolError as exc:
             if exc.receipt_id is None:
-                exc.receipt_id = frame.get("receipt")
+                exc.receipt_id = self._echoable_receipt(frame)
             raise
         self.state = next_state
         return effects
+
+    def _echoable_receipt(self, frame: Frame) -> str | None:
+        receipt = frame.get("receipt")
+        if receipt is None or not encodable(receipt, Command.ERROR, self.version):
+            return None
+        return receipt
+
+    def _check_receipt(self, frame: Frame) -> None:
+        receipt = frame.get("receipt")
+        if receipt is not None and self._echoable_receipt(frame) is None:
+            raise InvalidFrame(
+                "invalid receipt header",
+                details=f"receipt {receipt!r} cannot be sent back in STOMP {self.version}",
+            )
 
     def _transition(self, command: Command) -> State:
         next_state = TRANSITIONS[self.state].get(command)
@@ -159,10 +175,10 @@ class ServerSession:
         if self.state is State.CONNECTING:
             details = f"expected CONNECT or STOMP, not {command.value}"
             raise InvalidFrame("not connected", details=details)
-        if command in (Command.CONNECT, Command.STOMP):
-            raise InvalidFrame("already connected", details=f"unexpected {command.value}")
         if self.state is State.CLOSED:
             raise InvalidFrame("session closed", details=f"{command.value} after DISCONNECT")
+        if command in (Command.CONNECT, Command.STOMP):
+            raise InvalidFrame("already connected", details=f"unexpected {command.value}")
         raise InvalidFrame("unexpected frame", details=f"{command.value} is a server frame")
 
     def _check_headers(self, frame: Frame) -> None:
@@ -204,12 +220,13 @@ class ServerSession:
         return [frame]
 
     def _connect(self, frame: Frame) -> None:
-        self.version = negotiate_version(frame.get("accept-version"))
+        version = negotiate_version(frame.get("accept-version"))
         client = parse_heart_beat(frame.get("heart-beat"))
+        self.version = self.parser.version = version
+        self.parser.trim_values = version == "1.0"
         self._offer = self.policy.offer(client)
         self.heart_beat = negotiate_heart_beat(client, self._offer)
         self.connect_frame = frame
-        self.parser.version = self.version
 
     def _begin(self, frame: Frame) -> list[Frame]:
         name = frame.get("transaction", "")

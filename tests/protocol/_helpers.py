@@ -1,7 +1,7 @@
-"""Shared helpers for the protocol tests: feeding parsers and a tiny client."""
-
 from __future__ import annotations
 
+# Shared helpers for the protocol tests: feeding parsers and a tiny client.
+import itertools
 import random
 from collections.abc import Iterable
 
@@ -42,7 +42,7 @@ def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """Split ``data`` at the offsets in ``cuts`` (sorted or not, clamped)."""
     points = sorted({min(max(cut, 0), len(data)) for cut in cuts})
     bounds = [0, *points, len(data)]
-    return [data[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return [data[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def parse(
@@ -76,9 +76,18 @@ def parse_until_error(
     return events, None
 
 
-def only_frames(events: Iterable[Event]) -> list[Frame]:
-    """Drop the heart-beats."""
-    return [event for event in events if isinstance(event, Frame)]
+def receive_until_error(
+    session: ServerSession, chunks: Iterable[bytes]
+) -> tuple[list[tuple[Frame, list[Frame]]], ProtocolError | None]:
+    """Feed ``chunks`` to ``session``; return the pairs before an error, and the error."""
+    pairs: list[tuple[Frame, list[Frame]]] = []
+    try:
+        for chunk in chunks:
+            for pair in session.receive_data(chunk):
+                pairs.append(pair)
+    except ProtocolError as exc:
+        return pairs, exc
+    return pairs, None
 
 
 class Client:

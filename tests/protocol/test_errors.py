@@ -1,7 +1,6 @@
-"""Tests for :mod:`protocol.errors`."""
-
 from __future__ import annotations
 
+# Tests for :mod:`protocol.errors`.
 import pytest
 
 from protocol.errors import (

@@ -1,7 +1,6 @@
-"""Tests for :mod:`protocol.escaping` (STOMP 1.2 §Value Encoding)."""
-
 from __future__ import annotations
 
+# Tests for :mod:`protocol.escaping` (STOMP 1.2 §Value Encoding).
 import pytest
 
 from protocol.errors import LocalProtocolError, MalformedFrame
@@ -41,7 +40,6 @@ def test_escapes_headers(command: Command, version: str, expected: bool) -> None
         ("1.1", "a\nb", "a\\nb"),
         ("1.1", "a:b", "a\\cb"),
         ("1.1", "a\\b", "a\\\\b"),
-        ("1.1", "a\rb", "a\rb"),  # 1.1 has no \r escape
         ("1.1", "\\n", "\\\\n"),
         ("1.1", "\n:\\", "\\n\\c\\\\"),
         ("1.2", "a\rb", "a\\rb"),
@@ -57,6 +55,12 @@ def test_escapes_headers(command: Command, version: str, expected: bool) -> None
 def test_escape_and_unescape(version: str, raw: str, escaped: str) -> None:
     assert escape(raw, version) == escaped
     assert unescape(escaped, version) == raw
+
+
+def test_carriage_return_cannot_be_escaped_in_1_1() -> None:
+    # STOMP 1.1 has no \r escape, and a raw CR before the EOL reads as CRLF.
+    with pytest.raises(LocalProtocolError):
+        escape("a\rb", "1.1")
 
 
 @pytest.mark.parametrize("version", ESCAPING_VERSIONS)

@@ -1,7 +1,6 @@
-"""Tests for :mod:`protocol.frames`."""
-
 from __future__ import annotations
 
+# Tests for :mod:`protocol.frames`.
 import dataclasses
 
 import pytest
@@ -67,7 +66,8 @@ def test_without_removes_every_occurrence_and_keeps_order() -> None:
 
 def test_heart_beats_are_equal() -> None:
     assert HeartBeat() == HeartBeat()
-    assert HeartBeat() != Frame(Command.SEND)
+    other: object = Frame(Command.SEND)
+    assert HeartBeat() != other
 
 
 def test_command_values_are_wire_names() -> None:
@@ -80,7 +80,7 @@ def test_client_and_server_commands_partition_commands() -> None:
     assert frozenset({Command.CONNECTED, Command.MESSAGE, Command.RECEIPT, Command.ERROR}) == (
         SERVER_COMMANDS
     )
-    assert CLIENT_COMMANDS | SERVER_COMMANDS == frozenset(Command)
+    assert frozenset(Command) == CLIENT_COMMANDS | SERVER_COMMANDS
     assert not CLIENT_COMMANDS & SERVER_COMMANDS
     assert Command.STOMP in CLIENT_COMMANDS
     assert Command.NACK in CLIENT_COMMANDS

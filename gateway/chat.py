@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import json
 import logging
 import os
 import time
@@ -14,7 +13,7 @@ import zoneinfo
 from typing import Any
 
 from kafka_bridge import Delivery, MessageBus
-from persistence import ChatMessage, InvalidMessage
+from persistence import ChatMessage, InvalidMessage, load_object
 from protocol import MessageTemplate
 
 from .registry import SubscriptionRegistry
@@ -84,20 +83,24 @@ class ChatService:
         self.max_message_length = max_message_length
         bus.add_listener(self.fan_out)
 
-    async def send(self, room_id: int, body: bytes) -> ChatMessage:
+    async def publish(self, message: ChatMessage) -> None:
         """
-        Publish a chat SEND's body as a message of ``room_id``.
+        Return once the bus has ``message``; it then reaches every subscriber.
+
+        Raises:
+            PublishError: The bus did not take it.
+
+        """
+        await self.bus.publish(str(message.chat_room_id), message.to_json())
+
+    def compose(self, room_id: int, body: bytes) -> ChatMessage:
+        """
+        Build the chat message a SEND's JSON body asks for.
 
         Raises:
             ApplicationError: The body is not a valid chat message.
 
         """
-        message = self.compose(room_id, body)
-        await self.bus.publish(str(room_id), message.to_json())
-        return message
-
-    def compose(self, room_id: int, body: bytes) -> ChatMessage:
-        """Build the chat message a SEND's JSON body asks for."""
         fields = _json_object(body)
         text = _optional_str(fields, "message")
         file_id = fields.get("fileId")
@@ -153,12 +156,9 @@ class ChatService:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApplicationError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ApplicationError("body must be a JSON object")
-    return value
+        return load_object(body)
+    except InvalidMessage as exc:
+        raise ApplicationError(f"body is {exc}") from None
 
 
 def _member_id(fields: dict[str, Any]) -> int:

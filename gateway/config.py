@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["OPTIONS", "Config", "Option", "env_name", "parse_args"]
+__all__ = ["OPTIONS", "Config", "Option", "env_name", "options_table", "parse_args"]
 
 ENV_PREFIX = "STOMP_GATEWAY_"
 
@@ -243,7 +243,10 @@ def _from_env(option: Option, environ: Mapping[str, str]) -> Any:
     if raw is None:
         return option.default
     if option.repeatable:
-        return tuple(_check(option, part.strip()) for part in raw.split(",") if part.strip())
+        values = tuple(_check(option, part.strip()) for part in raw.split(",") if part.strip())
+        if not values:
+            raise ValueError("needs at least one value")
+        return values
     return _check(option, raw)
 
 
@@ -320,3 +323,19 @@ def parse_args(
             value = tuple(value) if value else getattr(namespace, f"{option.field}_env")
         values[option.field] = value
     return Config(**values)
+
+
+def options_table() -> str:
+    """Return the Markdown table of options that the README carries."""
+    rows = [
+        "| Option | Environment variable | Default | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        meaning = option.help
+        if option.choices:
+            meaning += " One of " + ", ".join(f"`{choice}`" for choice in option.choices) + "."
+        rows.append(
+            f"| `--{option.name}` | `{env_name(option)}` | `{_show(option.default)}` | {meaning} |"
+        )
+    return "\n".join(rows)

@@ -10,23 +10,27 @@ socket never stalls the fan-out to others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from kafka_bridge import PublishError
+from persistence import ChatMessage
 from protocol import (
     Command,
     Frame,
     HeartBeatMonitor,
     InvalidFrame,
     LimitExceeded,
+    LocalProtocolError,
     MessageTemplate,
     ProtocolError,
     ServerSession,
@@ -75,6 +79,8 @@ class StompConnection:
         self._ack_ids = itertools.count()
         self._monitor: HeartBeatMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._released: int | None = None  # subscriptions removed at the end
 
     @property
     def version(self) -> str:
@@ -96,6 +102,10 @@ class StompConnection:
             await self._read_loop()
         except ConnectionClosed:
             pass
+        except Exception:
+            logger.exception("session %s failed remote=%s", self.id, self.remote)
+            error = ProtocolError("internal error", details="the server failed; see its log")
+            self.fail(error, CloseCode.INTERNAL_ERROR)
         finally:
             self.close(CloseCode.NORMAL_CLOSURE, "client closed the connection")
             await self._finish(writer)
@@ -104,8 +114,7 @@ class StompConnection:
         if self._timer is not None:
             self._timer.cancel()
         self.session.close()
-        removed = self.gateway.registry.remove_session(self)
-        self._acks.clear()
+        self._release()
         try:
             await asyncio.wait_for(writer, self.gateway.config.shutdown_timeout)
         except (TimeoutError, ConnectionClosed):
@@ -117,14 +126,25 @@ class StompConnection:
             self.remote,
             code,
             reason,
-            removed,
+            self._released,
         )
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the writer to flush what is queued, then close the WebSocket."""
+        """
+        Ask the writer to flush what is queued, then close the WebSocket.
+
+        Nothing more is delivered, and the session's subscriptions go as soon
+        as the current fan-out (which may be iterating over them) is done.
+        """
         if self._close is None:
             self._close = (code, reason)
+            self._loop.call_soon(self._release)
             self._wakeup.set()
+
+    def _release(self) -> None:
+        if self._released is None:
+            self._released = self.gateway.registry.remove_session(self)
+            self._acks.clear()
 
     def fail(self, error: ProtocolError, code: int = CloseCode.PROTOCOL_ERROR) -> None:
         """Send ERROR, then close: STOMP 1.2 §ERROR says the server MUST close."""
@@ -147,6 +167,9 @@ class StompConnection:
                     await self._handle(frame, effects)
                     if self.session.state is State.CLOSED:
                         break
+                    # Let writers run between the frames of one large message,
+                    # so a burst from one client reaches subscribers gradually.
+                    await asyncio.sleep(0)
             except ProtocolError as exc:
                 self.fail(exc)
             if self._close is not None:
@@ -156,8 +179,11 @@ class StompConnection:
         logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
         receipt = frame.get("receipt")
         try:
-            for effect in effects:
-                await self._execute(effect)
+            # Check every effect before any takes place: a COMMIT whose held
+            # frames include a bad one is refused as a whole.
+            actions = [self._prepare(effect) for effect in effects]
+            for action in actions:
+                await action()
         except ApplicationError as exc:
             self._report(exc.reason, frame, receipt)
             return
@@ -171,20 +197,28 @@ class StompConnection:
         if frame.command is Command.DISCONNECT:
             self.close(CloseCode.NORMAL_CLOSURE, "client disconnected")
 
-    async def _execute(self, frame: Frame) -> None:
+    def _prepare(self, frame: Frame) -> Action:
+        """
+        Check ``frame`` and return what carries out its effect.
+
+        Raises:
+            ApplicationError: The application refuses the frame.
+            ProtocolError: The frame breaks the protocol.
+
+        """
         match frame.command:
             case Command.CONNECT | Command.STOMP:
-                self._connected()
+                return _now(self._connected)
             case Command.SEND:
-                await self._on_send(frame)
+                return self._prepare_send(frame)
             case Command.SUBSCRIBE:
-                self._on_subscribe(frame)
+                return _now(self._on_subscribe, frame)
             case Command.UNSUBSCRIBE:
-                self._on_unsubscribe(frame)
+                return _now(self._on_unsubscribe, frame)
             case Command.ACK | Command.NACK:
-                self._on_ack(frame)
+                return self._prepare_ack(frame)
             case Command.BEGIN | Command.COMMIT | Command.ABORT | Command.DISCONNECT:
-                pass  # the session holds transactions; nothing else to do
+                return _nothing  # the session holds transactions; nothing else to do
             case _:  # pragma: no cover - the session refuses server frames
                 raise AssertionError(frame.command)
 
@@ -225,21 +259,24 @@ class StompConnection:
             receive_ms,
         )
 
-    async def _on_send(self, frame: Frame) -> None:
+    def _prepare_send(self, frame: Frame) -> Action:
         destination = frame.get("destination", "")
         try:
             route = self.gateway.router.route_send(destination)
         except RoutingError as exc:
             raise ApplicationError(str(exc)) from None
         if route.kind == "chat":
-            try:
-                await self.gateway.chat.send(route.room_id, frame.body)
-            except PublishError as exc:
-                raise ApplicationError(f"message not sent: {exc}") from None
-        elif route.kind == "ping":
-            self._pong()
-        else:
-            self._relay(frame, destination)
+            message = self.gateway.chat.compose(route.room_id, frame.body)
+            return functools.partial(self._publish, message)
+        if route.kind == "ping":
+            return _now(self._pong)
+        return _now(self._relay, frame, destination)
+
+    async def _publish(self, message: ChatMessage) -> None:
+        try:
+            await self.gateway.chat.publish(message)
+        except PublishError as exc:
+            raise ApplicationError(f"message not sent: {exc}") from None
 
     def _pong(self) -> None:
         destination = self.gateway.router.pong_destination
@@ -285,13 +322,20 @@ class StompConnection:
                 )
             if policy == "replace":
                 self._unsubscribe(existing.id)
+        try:
+            head = message_head(subscription_id, self.version)
+        except LocalProtocolError:
+            raise InvalidFrame(
+                "invalid subscription id",
+                details=f"{subscription_id!r} cannot be sent back in STOMP {self.version}",
+            ) from None
         registry.add(
             Subscription(
                 session=self,
                 id=subscription_id,
                 destination=destination,
                 ack_mode=frame.get("ack", "auto"),
-                head=message_head(subscription_id, self.version),
+                head=head,
             )
         )
 
@@ -306,23 +350,36 @@ class StompConnection:
         subscription = self.gateway.registry.remove(self, subscription_id)
         if subscription is not None:
             for ack_id in subscription.pending:
-                del self._acks[ack_id]
+                self._forget_ack(subscription, ack_id)
         return subscription
 
-    def _on_ack(self, frame: Frame) -> None:
+    def _forget_ack(self, subscription: Subscription, ack_id: str) -> None:
+        # In STOMP 1.0 two subscriptions may share a key (the message-id):
+        # the index names the latest, and each forgets only its own entry.
+        if self._acks.get(ack_id) is subscription:
+            del self._acks[ack_id]
+
+    def _prepare_ack(self, frame: Frame) -> Action:
         ack_id = self._ack_key(frame)
         subscription = self._acks.get(ack_id)
         if subscription is None:
             raise InvalidFrame("unknown ack id", details=f"no unacknowledged message {ack_id!r}")
+        return _now(self._acknowledge, subscription, ack_id)
+
+    def _acknowledge(self, subscription: Subscription, ack_id: str) -> None:
+        if ack_id not in subscription.pending:
+            return  # acknowledged already, earlier in the same transaction
         if subscription.ack_mode == "client":
             # STOMP 1.2 §SUBSCRIBE ack: in client mode an ACK is cumulative.
             while subscription.pending:
                 oldest = next(iter(subscription.pending))
-                del subscription.pending[oldest], self._acks[oldest]
+                del subscription.pending[oldest]
+                self._forget_ack(subscription, oldest)
                 if oldest == ack_id:
                     break
         else:
-            del subscription.pending[ack_id], self._acks[ack_id]
+            del subscription.pending[ack_id]
+            self._forget_ack(subscription, ack_id)
 
     def _ack_key(self, frame: Frame) -> str:
         if self.version == "1.2":
@@ -351,7 +408,12 @@ class StompConnection:
             ack, key = self._next_ack(subscription, template.message_id)
             subscription.pending[key] = None
             self._acks[key] = subscription
-        self._enqueue(template.render(subscription.head, self.version, ack), template.is_text)
+        try:
+            data = template.render(subscription.head, self.version, ack)
+        except LocalProtocolError as exc:
+            logger.warning("session %s cannot receive a message: %s", self.id, exc)
+            return
+        self._enqueue(data, template.is_text)
 
     def _next_ack(self, subscription: Subscription, message_id: str) -> tuple[str | None, str]:
         """Return the ``ack`` header (1.2 only) and the key an ACK will name."""
@@ -382,9 +444,10 @@ class StompConnection:
         )
         self._outbound.clear()
         self._outbound_bytes = 0
-        self._close = (CloseCode.POLICY_VIOLATION, "slow consumer")
+        self.close(CloseCode.POLICY_VIOLATION, "slow consumer")
         # The writer may be blocked on this very socket: close it directly.
-        self._loop.create_task(self.websocket.close(*self._close))
+        closing = self.websocket.close(CloseCode.POLICY_VIOLATION, "slow consumer")
+        self._closer = self._loop.create_task(closing)
 
     async def _write_loop(self) -> None:
         websocket = self.websocket
@@ -426,6 +489,22 @@ class StompConnection:
             self._enqueue(b"\n", text=True)
             self._monitor.sent(now)
         self._schedule_heart_beat()
+
+
+Action = Callable[[], Awaitable[None]]
+
+
+def _now(function: Callable[..., None], *args: Any) -> Action:
+    """Wrap a synchronous effect as an :data:`Action`."""
+
+    async def action() -> None:
+        function(*args)
+
+    return action
+
+
+async def _nothing() -> None:
+    pass
 
 
 def _address(websocket: ServerConnection) -> str:

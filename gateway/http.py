@@ -80,7 +80,8 @@ class HttpApi:
         match = _HISTORY.fullmatch(url.path)
         if match is not None:
             try:
-                return await self._history(match[1], urllib.parse.parse_qs(url.query))
+                query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+                return await self._history(match[1], query)
             except BadRequest as exc:
                 return _error(http.HTTPStatus.BAD_REQUEST, str(exc))
         return _error(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")

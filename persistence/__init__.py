@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .memory import InMemoryStore
-from .messages import ChatMessage, InvalidMessage
+from .messages import ChatMessage, InvalidMessage, load_object
 from .store import MessageStore
 
-__all__ = ["ChatMessage", "InMemoryStore", "InvalidMessage", "MessageStore"]
+__all__ = ["ChatMessage", "InMemoryStore", "InvalidMessage", "MessageStore", "load_object"]

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Any
 
-__all__ = ["ChatMessage", "InvalidMessage"]
+__all__ = ["ChatMessage", "InvalidMessage", "load_object"]
 
 
 class InvalidMessage(ValueError):
@@ -65,12 +65,7 @@ class ChatMessage:
             InvalidMessage: ``data`` is not such a message.
 
         """
-        try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidMessage(f"not JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise InvalidMessage("not a JSON object")
+        obj = load_object(data)
         try:
             return cls(
                 id=_typed(obj, "id", str),
@@ -84,6 +79,23 @@ class ChatMessage:
             )
         except (KeyError, TypeError) as exc:
             raise InvalidMessage(str(exc)) from None
+
+
+def load_object(data: bytes) -> dict[str, Any]:
+    """
+    Parse ``data`` as a JSON object.
+
+    Raises:
+        InvalidMessage: ``data`` is not UTF-8 JSON, or not an object.
+
+    """
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidMessage("not a JSON object")
+    return obj
 
 
 def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

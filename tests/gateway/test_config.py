@@ -1,0 +1,262 @@
+"""Unit tests for :mod:`gateway.config`: defaults, environment, command line, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from gateway import Config, Gateway, parse_args
+from gateway.config import ENV_PREFIX, OPTIONS, env_name
+
+
+def env(**values: str) -> dict[str, str]:
+    """Return an environment with ``STOMP_GATEWAY_<NAME>`` variables."""
+    return {ENV_PREFIX + name.upper(): value for name, value in values.items()}
+
+
+def test_defaults() -> None:
+    config = parse_args([], {})
+    assert config == Config()
+    assert config.host == "127.0.0.1"
+    assert config.port == 8080
+    assert config.endpoint == ("/ws",)
+    assert config.app_prefix == "/pub"
+    assert config.broker_prefix == ("/sub",)
+    assert config.allow_broker_send is False
+    assert config.duplicate_subscriptions == "replace"
+    assert config.heartbeat_interval == 10_000
+    assert config.heartbeat_floor == 1_000
+    assert config.heartbeat_tolerance == 3.0
+    assert config.connect_timeout == 10.0
+    assert config.max_frame_size == 65_536
+    assert config.max_headers == 64
+    assert config.max_header_line == 8_192
+    assert config.max_message_length == 10_000
+    assert config.max_pending_acks == 10_000
+    assert config.max_outbound_bytes == 524_288
+    assert config.history_size == 1000
+    assert config.timezone == "UTC"
+    assert config.permessage_deflate is False
+    assert config.shutdown_timeout == 10.0
+    assert config.log_level == "info"
+
+
+def test_every_field_has_an_option() -> None:
+    assert [option.field for option in OPTIONS] == [
+        field.name for field in dataclasses.fields(Config)
+    ]
+    for option in OPTIONS:
+        assert env_name(option) == "STOMP_GATEWAY_" + option.name.replace("-", "_").upper()
+        assert option.default == getattr(Config(), option.field)
+
+
+def test_the_process_environment_is_not_read_when_one_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STOMP_GATEWAY_PORT", "1234")
+    assert parse_args([], {}).port == 8080
+    assert parse_args([]).port == 1234
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (env(host="0.0.0.0"), {"host": "0.0.0.0"}),
+        (env(port="9000"), {"port": 9000}),
+        (env(port="0"), {"port": 0}),
+        (env(endpoint="/stomp"), {"endpoint": ("/stomp",)}),
+        (env(endpoint="/ws,/stomp"), {"endpoint": ("/ws", "/stomp")}),
+        (env(endpoint=" /ws , /stomp ,, "), {"endpoint": ("/ws", "/stomp")}),
+        (env(app_prefix="/app/"), {"app_prefix": "/app"}),
+        (env(broker_prefix="/sub/,/topic"), {"broker_prefix": ("/sub", "/topic")}),
+        (env(duplicate_subscriptions="reject"), {"duplicate_subscriptions": "reject"}),
+        (env(heartbeat_interval="0"), {"heartbeat_interval": 0}),
+        (env(heartbeat_floor="250"), {"heartbeat_floor": 250}),
+        (env(heartbeat_tolerance="1"), {"heartbeat_tolerance": 1.0}),
+        (env(heartbeat_tolerance="2.5"), {"heartbeat_tolerance": 2.5}),
+        (env(connect_timeout="0.25"), {"connect_timeout": 0.25}),
+        (env(max_frame_size="1024"), {"max_frame_size": 1024}),
+        (env(max_outbound_bytes="99"), {"max_outbound_bytes": 99}),
+        (env(history_size="5"), {"history_size": 5}),
+        (env(timezone="Asia/Seoul"), {"timezone": "Asia/Seoul"}),
+        (env(log_level="debug"), {"log_level": "debug"}),
+        (env(shutdown_timeout="3"), {"shutdown_timeout": 3.0}),
+        (env(port="9000", timezone="Asia/Seoul"), {"port": 9000, "timezone": "Asia/Seoul"}),
+        ({"UNRELATED": "1", "STOMP_GATEWAY_NOPE": "x"}, {}),
+    ],
+)
+def test_environment(environ: dict[str, str], expected: dict[str, Any]) -> None:
+    assert parse_args([], environ) == dataclasses.replace(Config(), **expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        (" On ", True),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_boolean_environment(value: str, expected: bool) -> None:
+    config = parse_args([], env(allow_broker_send=value, permessage_deflate=value))
+    assert config.allow_broker_send is expected
+    assert config.permessage_deflate is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--port", "9001"], {"port": 9001}),
+        (["--endpoint", "/a", "--endpoint", "/b"], {"endpoint": ("/a", "/b")}),
+        (["--broker-prefix", "/topic"], {"broker_prefix": ("/topic",)}),
+        (["--allow-broker-send"], {"allow_broker_send": True}),
+        (["--no-allow-broker-send"], {"allow_broker_send": False}),
+        (["--permessage-deflate"], {"permessage_deflate": True}),
+        (["--duplicate-subscriptions", "allow"], {"duplicate_subscriptions": "allow"}),
+        (["--heartbeat-tolerance", "1.5"], {"heartbeat_tolerance": 1.5}),
+        (["--timezone", "Europe/Paris"], {"timezone": "Europe/Paris"}),
+        (["--port=7000", "--host=::1"], {"port": 7000, "host": "::1"}),
+    ],
+)
+def test_command_line(argv: list[str], expected: dict[str, Any]) -> None:
+    assert parse_args(argv, {}) == dataclasses.replace(Config(), **expected)
+
+
+def test_command_line_beats_environment() -> None:
+    environ = env(
+        port="9000",
+        endpoint="/x,/y",
+        allow_broker_send="true",
+        permessage_deflate="false",
+        timezone="Asia/Seoul",
+    )
+    config = parse_args(
+        [
+            "--port",
+            "9001",
+            "--endpoint",
+            "/z",
+            "--no-allow-broker-send",
+            "--permessage-deflate",
+        ],
+        environ,
+    )
+    assert config.port == 9001
+    assert config.endpoint == ("/z",)
+    assert config.allow_broker_send is False
+    assert config.permessage_deflate is True
+    assert config.timezone == "Asia/Seoul"  # not on the command line: the environment's
+    assert parse_args([], environ).endpoint == ("/x", "/y")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        env(port="abc"),
+        env(port="70000"),
+        env(port="-1"),
+        env(port=""),
+        env(endpoint="ws"),
+        env(endpoint="/ws,stomp"),
+        env(endpoint="/"),
+        env(app_prefix="pub"),
+        env(broker_prefix="/sub,topic"),
+        env(allow_broker_send="maybe"),
+        env(permessage_deflate="2"),
+        env(duplicate_subscriptions="ignore"),
+        env(heartbeat_interval="-1"),
+        env(heartbeat_interval="1.5"),
+        env(heartbeat_floor="0"),
+        env(heartbeat_tolerance="0.5"),
+        env(heartbeat_tolerance="abc"),
+        env(connect_timeout="0"),
+        env(connect_timeout="nan"),
+        env(max_frame_size="0"),
+        env(max_headers="-5"),
+        env(max_message_length="ten"),
+        env(history_size="0"),
+        env(timezone="Mars/Olympus_Mons"),
+        env(timezone=""),
+        env(log_level="verbose"),
+        env(log_level="INFO"),
+        env(shutdown_timeout="-1"),
+    ],
+    ids=lambda environ: ",".join(f"{k[len(ENV_PREFIX) :]}={v}" for k, v in environ.items()),
+)
+def test_invalid_environment_exits_2(
+    environ: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args([], environ)
+    assert info.value.code == 2
+    [name] = environ
+    assert name in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "abc"],
+        ["--port", "65536"],
+        ["--endpoint", "ws"],
+        ["--duplicate-subscriptions", "ignore"],
+        ["--heartbeat-tolerance", "0.9"],
+        ["--heartbeat-floor", "0"],
+        ["--connect-timeout", "-1"],
+        ["--timezone", "Nowhere/Town"],
+        ["--log-level", "trace"],
+        ["--max-frame-size"],
+        ["--allow-broker-send=yes"],
+        ["--no-such-option"],
+        ["positional"],
+    ],
+)
+def test_invalid_command_line_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv, {})
+    assert info.value.code == 2
+    assert "usage: stomp-gateway" in capsys.readouterr().err
+
+
+def test_invalid_environment_is_reported_even_if_the_command_line_sets_it() -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--port", "9000"], env(port="abc"))
+    assert info.value.code == 2
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--help"], {})
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in OPTIONS:
+        assert f"--{option.name}" in out
+
+
+def test_environment_defaults_show_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"], env(port="9000"))
+    assert "STOMP_GATEWAY_PORT" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["broker_prefix", "endpoint"])
+@pytest.mark.parametrize("value", ["", " , "])
+def test_empty_repeatable_environment(name: str, value: str) -> None:
+    try:
+        config = parse_args([], env(**{name: value}))
+    except SystemExit as exc:
+        assert exc.code == 2  # noqa: PT017 - refusing is one of the two good outcomes
+        return
+    assert getattr(config, name)  # or falling back to the default
+    Gateway(config)

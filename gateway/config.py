@@ -44,6 +44,7 @@ class Config:
     history_size: int = 1000
     timezone: str = "UTC"
     permessage_deflate: bool = False
+    demo_page: bool = True
     shutdown_timeout: float = 10.0
     log_level: str = "info"
 
@@ -219,6 +220,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="ZONE",
     ),
     Option("permessage-deflate", "Offer WebSocket compression (RFC 7692).", _boolean),
+    Option("demo-page", "Serve the demo chat page at / and its files under /static/.", _boolean),
     Option(
         "shutdown-timeout",
         "Seconds to close sessions on SIGTERM before exiting anyway.",

@@ -21,6 +21,7 @@ from websockets.http11 import Request, Response
 from persistence import MessageStore
 
 from .routing import RoutingError, parse_room_id
+from .static_files import StaticFile, load_static_files
 
 __all__ = ["HttpApi", "json_response"]
 
@@ -48,6 +49,18 @@ def json_response(status: http.HTTPStatus, payload: Any) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
+def _file_response(static: StaticFile) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", static.content_type),
+            ("Content-Length", str(len(static.body))),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    )
+    return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, static.body)
+
+
 def _error(status: http.HTTPStatus, reason: str) -> Response:
     return json_response(status, {"status": status.value, "error": reason})
 
@@ -62,10 +75,11 @@ class HttpApi:
 
     """
 
-    def __init__(self, endpoints: tuple[str, ...], store: MessageStore) -> None:
+    def __init__(self, endpoints: tuple[str, ...], store: MessageStore, *, demo_page: bool) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
         self.serving = True
+        self.static = load_static_files(endpoints[0]) if demo_page else {}
 
     async def process_request(
         self, connection: ServerConnection, request: Request
@@ -77,6 +91,9 @@ class HttpApi:
             if self.serving:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
             return _error(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
+        static = self.static.get(url.path)
+        if static is not None:
+            return _file_response(static)
         match = _HISTORY.fullmatch(url.path)
         if match is not None:
             try:

@@ -79,7 +79,7 @@ class Gateway:
             max_message_length=config.max_message_length,
         )
         self.persister = Persister(self.bus, self.store)
-        self.http = HttpApi(config.endpoint, self.store)
+        self.http = HttpApi(config.endpoint, self.store, demo_page=config.demo_page)
         self.connections: set[StompConnection] = set()
         self._idle = asyncio.Event()
         self._server: Server | None = None

@@ -195,8 +195,9 @@ async def test_bad_request(gateway: Gateway, path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
         "/nope",
+        "/static/",
+        "/static/nope.js",
         "/v1/api/chat",
         "/v1/api/chat/",
         "/v1/api/chat/1/",
@@ -212,6 +213,21 @@ async def test_not_found(gateway: Gateway, path: str) -> None:
     payload = reply.json()
     assert payload["status"] == 404
     assert payload["error"]
+
+
+async def test_demo_page_is_served_at_the_root_with_the_endpoint(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await make_gateway(endpoint=("/wss", "/ws"))
+    reply = await get(gateway, "/")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert b'<meta name="stomp-endpoint" content="/wss">' in reply.body
+
+
+async def test_demo_page_can_be_turned_off(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(demo_page=False)
+    assert (await get(gateway, "/")).status == 404
 
 
 async def test_plain_get_on_the_endpoint(make_gateway: GatewayFactory) -> None:

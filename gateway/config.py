@@ -45,6 +45,7 @@ class Config:
     timezone: str = "UTC"
     permessage_deflate: bool = False
     demo_page: bool = True
+    sockjs_heartbeat: int = 25_000
     shutdown_timeout: float = 10.0
     log_level: str = "info"
 
@@ -221,6 +222,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("permessage-deflate", "Offer WebSocket compression (RFC 7692).", _boolean),
     Option("demo-page", "Serve the demo chat page at / and its files under /static/.", _boolean),
+    Option(
+        "sockjs-heartbeat",
+        "Milliseconds between SockJS heart-beat frames on sessions without STOMP heart-beats.",
+        _positive_int,
+        metavar="MS",
+    ),
     Option(
         "shutdown-timeout",
         "Seconds to close sessions on SIGTERM before exiting anyway.",

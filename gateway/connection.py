@@ -41,6 +41,7 @@ from protocol import (
 )
 
 from .chat import ApplicationError, new_object_id
+from .framing import Framing, FramingError, Kind, Outbound
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
 
@@ -61,17 +62,19 @@ class StompConnection:
     Args:
         websocket: The accepted WebSocket.
         gateway: Shared state: configuration, registry, chat service.
+        framing: How STOMP travels in WebSocket messages (raw or SockJS).
 
     """
 
-    def __init__(self, websocket: ServerConnection, gateway: Gateway) -> None:
+    def __init__(self, websocket: ServerConnection, gateway: Gateway, framing: Framing) -> None:
         self.websocket = websocket
         self.gateway = gateway
+        self.framing = framing
         self.id = secrets.token_hex(8)
         self.remote = _address(websocket)
         self.session = ServerSession(gateway.limits, gateway.heart_beat_policy)
         self._loop = asyncio.get_running_loop()
-        self._outbound: deque[tuple[bytes, bool]] = deque()
+        self._outbound: deque[Outbound] = deque()
         self._outbound_bytes = 0
         self._wakeup = asyncio.Event()
         self._close: tuple[int, str] | None = None
@@ -96,6 +99,8 @@ class StompConnection:
             self.remote,
             self.websocket.subprotocol,
         )
+        for message in self.framing.opening():
+            await self.websocket.send(message)
         writer = asyncio.create_task(self._write_loop())
         self._timer = self._loop.call_later(self.gateway.config.connect_timeout, self._no_connect)
         try:
@@ -159,21 +164,27 @@ class StompConnection:
 
     async def _read_loop(self) -> None:
         async for message in self.websocket:
-            data = message.encode() if isinstance(message, str) else message
             if self._monitor is not None:
                 self._monitor.received(self._loop.time())
             try:
-                for frame, effects in self.session.receive_data(data):
-                    await self._handle(frame, effects)
-                    if self.session.state is State.CLOSED:
-                        break
-                    # Let writers run between the frames of one large message,
-                    # so a burst from one client reaches subscribers gradually.
-                    await asyncio.sleep(0)
+                for data in self.framing.decode(message):
+                    await self._receive(data)
+            except FramingError as exc:
+                logger.info("session %s closed remote=%s: %s", self.id, self.remote, exc)
+                self.close(CloseCode.PROTOCOL_ERROR, str(exc))
             except ProtocolError as exc:
                 self.fail(exc)
             if self._close is not None:
                 return
+
+    async def _receive(self, data: bytes) -> None:
+        for frame, effects in self.session.receive_data(data):
+            await self._handle(frame, effects)
+            if self.session.state is State.CLOSED:
+                return
+            # Let writers run between the frames of one large message,
+            # so a burst from one client reaches subscribers gradually.
+            await asyncio.sleep(0)
 
     async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
         logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
@@ -247,7 +258,8 @@ class StompConnection:
             self._timer.cancel()
         send_ms, receive_ms = self.session.heart_beat
         tolerance = self.gateway.heart_beat_policy.tolerance
-        self._monitor = HeartBeatMonitor(send_ms, receive_ms, tolerance, self._loop.time())
+        keep_alive = send_ms or self.framing.idle_heartbeat_ms
+        self._monitor = HeartBeatMonitor(keep_alive, receive_ms, tolerance, self._loop.time())
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
         self._schedule_heart_beat()
         logger.info(
@@ -413,7 +425,7 @@ class StompConnection:
         except LocalProtocolError as exc:
             logger.warning("session %s cannot receive a message: %s", self.id, exc)
             return
-        self._enqueue(data, template.is_text)
+        self._enqueue(data, Kind.TEXT if template.is_text else Kind.BINARY)
 
     def _next_ack(self, subscription: Subscription, message_id: str) -> tuple[str | None, str]:
         """Return the ``ack`` header (1.2 only) and the key an ACK will name."""
@@ -426,10 +438,10 @@ class StompConnection:
 
     def _send(self, frame: Frame) -> None:
         logger.debug("session %s >>> %s %s", self.id, frame.command.value, frame.headers)
-        self._enqueue(self.session.serialize(frame), text=True)
+        self._enqueue(self.session.serialize(frame), Kind.TEXT)
 
-    def _enqueue(self, data: bytes, text: bool) -> None:
-        self._outbound.append((data, text))
+    def _enqueue(self, data: bytes, kind: Kind) -> None:
+        self._outbound.append((data, kind))
         self._outbound_bytes += len(data)
         self._wakeup.set()
         if self._outbound_bytes > self.gateway.config.max_outbound_bytes:
@@ -455,12 +467,16 @@ class StompConnection:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._outbound:
-                data, text = self._outbound.popleft()
-                self._outbound_bytes -= len(data)
-                await websocket.send(data, text=text)
+                batch = list(self._outbound)
+                self._outbound.clear()
+                self._outbound_bytes = 0
+                for message, text in self.framing.encode(batch):
+                    await websocket.send(message, text=text)
             if self._monitor is not None:
                 self._monitor.sent(self._loop.time())
             if self._close is not None:
+                for message in self.framing.closing(*self._close):
+                    await websocket.send(message)
                 await websocket.close(*self._close)
                 return
 
@@ -485,8 +501,11 @@ class StompConnection:
             self.close(CloseCode.POLICY_VIOLATION, "heart-beat timeout")
             return
         if self._monitor.send_due(now):
-            # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
-            self._enqueue(b"\n", text=True)
+            if self.session.heart_beat[0]:
+                # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
+                self._enqueue(b"\n", Kind.TEXT)
+            else:
+                self._enqueue(b"", Kind.HEARTBEAT)  # the transport's own, e.g. SockJS "h"
             self._monitor.sent(now)
         self._schedule_heart_beat()
 

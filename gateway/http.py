@@ -1,68 +1,66 @@
 """
-Plain HTTP on the WebSocket port: health and the chat history API.
+Plain HTTP on the WebSocket port: health, the chat history API, the demo page
+and SockJS's info resource.
 
-``websockets`` hands every request to :meth:`HttpApi.process_request` before
-the handshake; requests for a STOMP endpoint go on to become WebSockets, the
-others are answered here.
+``websockets`` reads GET requests only; :class:`GatewayConnection` rewrites
+any other request line to GET and names the real method in a header, so
+:meth:`HttpApi.process_request` can answer it (CORS preflights with 204, the
+rest with 405) instead of the client seeing a bare 400.
 """
 
 from __future__ import annotations
 
 import http
-import json
 import re
 import urllib.parse
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from persistence import MessageStore
 
+from .http_responses import error_response, json_response, plain_response, preflight_response
 from .routing import RoutingError, parse_room_id
-from .static_files import StaticFile, load_static_files
+from .sockjs import Route, info_response, route
+from .static_files import load_static_files
 
-__all__ = ["HttpApi", "json_response"]
+__all__ = ["GatewayConnection", "HttpApi"]
 
 _HISTORY = re.compile(r"/v1/api/chat/([^/]+)")
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+METHOD_HEADER = "X-Stomp-Gateway-Method"
+_MAX_REQUEST_LINE = 8192
+
+
+class GatewayConnection(ServerConnection):
+    """A ``websockets`` connection whose first request may use any method."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._request_line: bytes | None = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._request_line is None:
+            super().data_received(data)
+            return
+        self._request_line += data
+        end = self._request_line.find(b"\r\n")
+        if end < 0 and len(self._request_line) < _MAX_REQUEST_LINE:
+            return
+        head, self._request_line = self._request_line, None
+        method, space, rest = head.partition(b" ")
+        if space and method != b"GET" and method.isalpha() and method.isupper():
+            target, eol, headers = rest.partition(b"\r\n")
+            head = b"GET " + target + eol + METHOD_HEADER.encode() + b": " + method + b"\r\n"
+            head += headers
+        super().data_received(head)
 
 
 class BadRequest(ValueError):
     """A request parameter is invalid; the message says which and why."""
-
-
-def json_response(status: http.HTTPStatus, payload: Any) -> Response:
-    """Return a JSON response, readable from any origin."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Access-Control-Allow-Origin", "*"),
-            ("Cache-Control", "no-store"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, body)
-
-
-def _file_response(static: StaticFile) -> Response:
-    headers = Headers(
-        [
-            ("Content-Type", static.content_type),
-            ("Content-Length", str(len(static.body))),
-            ("Cache-Control", "no-cache"),
-            ("X-Content-Type-Options", "nosniff"),
-        ]
-    )
-    return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, static.body)
-
-
-def _error(status: http.HTTPStatus, reason: str) -> Response:
-    return json_response(status, {"status": status.value, "error": reason})
 
 
 class HttpApi:
@@ -70,8 +68,9 @@ class HttpApi:
     Answers the HTTP requests that are not WebSocket handshakes.
 
     Args:
-        endpoints: Paths served as STOMP over WebSocket.
+        endpoints: Paths served as STOMP over WebSocket (and SockJS).
         store: The chat history.
+        demo_page: Whether to serve the demo chat page.
 
     """
 
@@ -81,27 +80,53 @@ class HttpApi:
         self.serving = True
         self.static = load_static_files(endpoints[0]) if demo_page else {}
 
+    def route(self, path: str) -> Route | None:
+        """Return what a request path under a STOMP endpoint is."""
+        return route(urllib.parse.urlsplit(path).path, self.endpoints)
+
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         url = urllib.parse.urlsplit(request.path)
-        if url.path in self.endpoints:
+        method = request.headers.get(METHOD_HEADER, "GET")
+        if method == "OPTIONS":
+            return preflight_response(
+                request.headers.get("Origin"),
+                request.headers.get("Access-Control-Request-Headers"),
+            )
+        if method != "GET":
+            return error_response(
+                http.HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not served here; use GET"
+            )
+        kind = route(url.path, self.endpoints)
+        if kind in (Route.RAW, Route.SOCKJS):
             return None  # a WebSocket handshake; websockets answers 426 to others
+        if kind is Route.INFO:
+            return info_response(request.headers.get("Origin"))
+        if kind is Route.FALLBACK:
+            return error_response(
+                http.HTTPStatus.NOT_FOUND,
+                "SockJS HTTP fallback transports are not served; use the websocket transport",
+            )
+        return await self._resource(url)
+
+    async def _resource(self, url: urllib.parse.SplitResult) -> Response:
         if url.path == "/healthz":
             if self.serving:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
-            return _error(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
+            return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
         static = self.static.get(url.path)
         if static is not None:
-            return _file_response(static)
+            headers = [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]
+            return plain_response(http.HTTPStatus.OK, static.body, static.content_type, headers)
         match = _HISTORY.fullmatch(url.path)
         if match is not None:
             try:
                 query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
                 return await self._history(match[1], query)
             except BadRequest as exc:
-                return _error(http.HTTPStatus.BAD_REQUEST, str(exc))
-        return _error(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")
+                return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        return error_response(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")
 
     async def _history(self, room: str, query: dict[str, list[str]]) -> Response:
         try:

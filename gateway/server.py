@@ -18,10 +18,12 @@ from protocol import HeartBeatPolicy, InvalidFrame, Limits
 from .chat import ChatService
 from .config import Config
 from .connection import SERVER_NAME, StompConnection
-from .http import HttpApi
+from .framing import Framing, RawFraming, SockJSFraming
+from .http import GatewayConnection, HttpApi
 from .persister import Persister
 from .registry import SubscriptionRegistry
 from .routing import Router
+from .sockjs import Route
 
 __all__ = ["SUBPROTOCOLS", "Gateway"]
 
@@ -104,6 +106,7 @@ class Gateway:
             select_subprotocol=select_subprotocol,
             compression="deflate" if self.config.permessage_deflate else None,
             process_request=self.http.process_request,
+            create_connection=GatewayConnection,
             server_header=SERVER_NAME,
             # A WebSocket message may carry several frames; each is checked by the parser.
             max_size=max(2**20, 2 * self.config.max_frame_size),
@@ -116,7 +119,10 @@ class Gateway:
         )
 
     async def _serve(self, websocket: ServerConnection) -> None:
-        connection = StompConnection(websocket, self)
+        assert websocket.request is not None
+        sockjs = self.http.route(websocket.request.path) is Route.SOCKJS
+        framing: Framing = SockJSFraming(self.config.sockjs_heartbeat) if sockjs else RawFraming()
+        connection = StompConnection(websocket, self, framing)
         self.connections.add(connection)
         self._idle.clear()
         try:

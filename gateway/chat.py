@@ -147,6 +147,9 @@ class ChatService:
                 ("destination", destination),
                 ("message-id", message.id),
                 ("content-type", "application/json"),
+                # The record's position on the bus, for recovery after a reconnect.
+                ("x-partition", str(delivery.partition)),
+                ("x-offset", str(delivery.offset)),
             ),
             delivery.value,
         )

@@ -9,6 +9,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from kafka_bridge import BusError
+
 from .config import Config, parse_args
 from .server import Gateway
 
@@ -17,10 +19,15 @@ __all__ = ["main", "run"]
 logger = logging.getLogger("gateway")
 
 
-async def run(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+async def run(config: Config) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit code."""
     gateway = Gateway(config)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except (OSError, BusError) as exc:
+        logger.error("cannot start: %s", exc)
+        await gateway.shutdown()
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -35,6 +42,7 @@ async def run(config: Config) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
     await stop.wait()
     await gateway.shutdown()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,12 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if config.log_level != "debug":
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    try:
-        asyncio.run(run(config))
-    except OSError as exc:
-        logger.error("cannot start: %s", exc)
-        return 1
-    return 0
+    return asyncio.run(run(config))
 
 
 if __name__ == "__main__":  # pragma: no cover

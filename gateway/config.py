@@ -48,6 +48,12 @@ class Config:
     sockjs_heartbeat: int = 25_000
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    kafka_bootstrap: str = ""
+    kafka_topic: str = "chat"
+    kafka_partitions: int = 3
+    kafka_replication_factor: int = 1
+    partitioner: str = "modulo"
+    kafka_send_timeout: float = 5.0
 
 
 def _positive_int(text: str) -> int:
@@ -239,6 +245,36 @@ OPTIONS: tuple[Option, ...] = (
         "Logging level.",
         choices=("debug", "info", "warning", "error"),
     ),
+    Option(
+        "kafka-bootstrap",
+        "Kafka brokers, HOST:PORT[,...]; switches the bus from in-memory to Kafka.",
+        metavar="SERVERS",
+    ),
+    Option("kafka-topic", "Kafka topic carrying the chat messages.", metavar="TOPIC"),
+    Option(
+        "kafka-partitions",
+        "Partitions the topic is created with and must have at least.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "kafka-replication-factor",
+        "Replication factor of the topic when the gateway creates it.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "partitioner",
+        "Partition of a room: modulo (roomId % partitions, as the seed) or hash "
+        "(Kafka's murmur2 of the key).",
+        choices=("modulo", "hash"),
+    ),
+    Option(
+        "kafka-send-timeout",
+        "Seconds Kafka has to acknowledge a message before the sender is told it failed.",
+        _positive_float,
+        metavar="S",
+    ),
 )
 
 
@@ -278,6 +314,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         except ValueError as exc:
             parser.error(f"{env_name(option)}: {exc}")
         help_text = f"{option.help} [env {env_name(option)}; default: {_show(option.default)}]"
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         if option.flag:
             parser.add_argument(
                 f"--{option.name}",

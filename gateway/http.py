@@ -13,6 +13,7 @@ from __future__ import annotations
 import http
 import re
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -71,12 +72,21 @@ class HttpApi:
         endpoints: Paths served as STOMP over WebSocket (and SockJS).
         store: The chat history.
         demo_page: Whether to serve the demo chat page.
+        readiness: Returns None when the gateway can serve, else why not.
 
     """
 
-    def __init__(self, endpoints: tuple[str, ...], store: MessageStore, *, demo_page: bool) -> None:
+    def __init__(
+        self,
+        endpoints: tuple[str, ...],
+        store: MessageStore,
+        *,
+        demo_page: bool,
+        readiness: Callable[[], Awaitable[str | None]],
+    ) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
+        self.readiness = readiness
         self.serving = True
         self.static = load_static_files(endpoints[0]) if demo_page else {}
 
@@ -115,6 +125,11 @@ class HttpApi:
             if self.serving:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
+        if url.path == "/readyz":
+            reason = await self.readiness() if self.serving else "shutting down"
+            if reason is None:
+                return json_response(http.HTTPStatus.OK, {"status": "ready"})
+            return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, reason)
         static = self.static.get(url.path)
         if static is not None:
             headers = [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]

@@ -40,6 +40,24 @@ def select_subprotocol(
     return next((name for name in SUBPROTOCOLS if name in offered), None)
 
 
+def make_bus(config: Config) -> MessageBus:
+    """Return the Kafka bus when ``--kafka-bootstrap`` is set, else the in-memory one."""
+    if not config.kafka_bootstrap:
+        return InMemoryBus()
+    from kafka_bridge.kafka import KafkaBus, KafkaSettings  # aiokafka only when asked for
+
+    return KafkaBus(
+        KafkaSettings(
+            bootstrap=config.kafka_bootstrap,
+            topic=config.kafka_topic,
+            partitions=config.kafka_partitions,
+            replication_factor=config.kafka_replication_factor,
+            partitioner="hash" if config.partitioner == "hash" else "modulo",
+            send_timeout=config.kafka_send_timeout,
+        )
+    )
+
+
 class Gateway:
     """
     One gateway instance.
@@ -67,7 +85,7 @@ class Gateway:
         self.heart_beat_policy = HeartBeatPolicy(
             config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
         )
-        self.bus: MessageBus = bus or InMemoryBus()
+        self.bus: MessageBus = bus or make_bus(config)
         self.store: MessageStore = store or InMemoryStore(config.history_size)
         self.registry = SubscriptionRegistry()
         self.router = Router(
@@ -81,7 +99,9 @@ class Gateway:
             max_message_length=config.max_message_length,
         )
         self.persister = Persister(self.bus, self.store)
-        self.http = HttpApi(config.endpoint, self.store, demo_page=config.demo_page)
+        self.http = HttpApi(
+            config.endpoint, self.store, demo_page=config.demo_page, readiness=self.bus.check
+        )
         self.connections: set[StompConnection] = set()
         self._idle = asyncio.Event()
         self._server: Server | None = None

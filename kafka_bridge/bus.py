@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Delivery", "Listener", "MessageBus", "PublishError"]
+__all__ = ["BusError", "Delivery", "Listener", "MessageBus", "PublishError"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +35,10 @@ class PublishError(Exception):
     """The bus did not take a record; the sender must be told."""
 
 
+class BusError(Exception):
+    """The bus cannot start: unreachable, or misconfigured; the message says why."""
+
+
 class MessageBus(Protocol):
     """
     Carries chat messages between gateway instances, in order per key.
@@ -60,3 +64,6 @@ class MessageBus(Protocol):
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` for every record delivered from now on."""
+
+    async def check(self) -> str | None:
+        """Return None when the bus is reachable, else the reason it is not."""

@@ -34,3 +34,6 @@ class InMemoryBus:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    async def check(self) -> str | None:
+        return None

@@ -248,6 +248,8 @@ async def test_send_publishes_and_fans_out(service: ChatService) -> None:
         ("destination", "/sub/chat/4"),
         ("message-id", message.id),
         ("content-type", "application/json"),
+        ("x-partition", "0"),
+        ("x-offset", "0"),
         ("content-length", str(len(message.to_json()))),
     )
     assert ChatMessage.from_json(frame.body) == message

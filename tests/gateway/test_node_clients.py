@@ -315,7 +315,11 @@ def chat_message(
     assert event["body"] == raw.decode("utf-8")
     payload: dict[str, Any] = json.loads(raw)
     assert list(payload) == CHAT_FIELDS
-    assert event["headers"] == {
+    headers = dict(event["headers"])
+    # The record's position on the in-memory bus: one partition, offsets from 0.
+    assert headers.pop("x-partition") == "0"
+    assert headers.pop("x-offset").isdigit()
+    assert headers == {
         "subscription": subscription,
         "destination": f"/sub/chat/{room}",
         "message-id": payload["id"],

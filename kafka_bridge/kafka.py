@@ -1,0 +1,224 @@
+"""
+The Kafka bus: one partitioned topic, every instance reading every partition.
+
+Each record is keyed by the room id and carries the chat message JSON; its
+partition is ``roomId % partitions`` (the seed's scheme, ``modulo``) or Kafka's
+murmur2 of the key (``hash``), so a room's messages stay in order. The
+producer is idempotent with ``acks=all``: ``publish`` returns once the record
+is committed, hence readable by every consumer. The fan-out consumer assigns
+itself all partitions (no group, no rebalancing), starts at their end, and
+hands each record to the listeners in partition order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from .bus import BusError, Delivery, Listener, PublishError
+
+__all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
+
+logger = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaSettings:
+    """
+    Where and how to use Kafka.
+
+    Attributes:
+        bootstrap: ``HOST:PORT[,HOST:PORT...]``.
+        topic: The chat topic.
+        partitions: Partitions the topic must have (at least).
+        replication_factor: Replicas of a topic created here.
+        partitioner: ``modulo`` (room id % partitions) or ``hash`` (murmur2).
+        send_timeout: Seconds a record may take to be acknowledged.
+
+    """
+
+    bootstrap: str
+    topic: str = "chat"
+    partitions: int = 3
+    replication_factor: int = 1
+    partitioner: Literal["modulo", "hash"] = "modulo"
+    send_timeout: float = 5.0
+
+
+def partition_for(key: str, partitions: int, partitioner: str) -> int:
+    """
+    Return the partition of a record keyed ``key``.
+
+    ``modulo`` is the seed's ``chatRoomId % partitions``; ``hash`` is what
+    Kafka's Java producer does with a keyed record:
+    ``toPositive(murmur2(key)) % partitions``.
+    """
+    if partitioner == "modulo":
+        return int(key) % partitions
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+class KafkaBus:
+    """
+    A :class:`~kafka_bridge.bus.MessageBus` over a Kafka topic.
+
+    Args:
+        settings: Broker, topic and partitioning.
+
+    """
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._listeners: list[Listener] = []
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """
+        Make sure the topic exists, then start the producer and the consumer.
+
+        Raises:
+            BusError: Kafka cannot be reached, or the topic has too few partitions.
+
+        """
+        try:
+            partitions = await self._provision_topic()
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=1,
+                request_timeout_ms=int(self.settings.send_timeout * 1000),
+            )
+            await self._producer.start()
+            self._consumer = await self._start_consumer(partitions)
+        except KafkaError as exc:
+            await self.close()
+            raise BusError(f"cannot use Kafka at {self.settings.bootstrap}: {exc}") from exc
+        self._task = asyncio.create_task(self._consume(self._consumer), name="kafka-fan-out")
+        logger.info(
+            "kafka bus ready: topic %s, %d partitions, %s partitioner",
+            self.settings.topic,
+            len(partitions),
+            self.settings.partitioner,
+        )
+
+    async def _provision_topic(self) -> list[int]:
+        """Create the topic if it is missing; return its partitions."""
+        settings = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+        await admin.start()
+        try:
+            # list_topics() asks for no topic by name, so it cannot auto-create one.
+            if settings.topic not in await admin.list_topics():
+                await self._create_topic(admin)
+            partitions = await _partitions(admin, settings.topic)
+        finally:
+            await admin.close()
+        if len(partitions) < settings.partitions:
+            raise BusError(
+                f"topic {settings.topic!r} has {len(partitions)} partitions but "
+                f"--kafka-partitions is {settings.partitions}: records would be mis-routed; "
+                "add partitions to the topic or lower --kafka-partitions"
+            )
+        return partitions
+
+    async def _create_topic(self, admin: AIOKafkaAdminClient) -> None:
+        settings = self.settings
+        topic = NewTopic(settings.topic, settings.partitions, settings.replication_factor)
+        response = await admin.create_topics([topic])
+        for name, code, *message in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):  # another instance may have won
+                raise BusError(f"cannot create topic {name!r}: error {code} {message}")
+        logger.info(
+            "created topic %s with %d partitions, replication factor %d",
+            settings.topic,
+            settings.partitions,
+            settings.replication_factor,
+        )
+
+    async def _start_consumer(self, partitions: Sequence[int]) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_end(*assigned)
+        for partition in assigned:
+            # Resolve the end now, so no record published after start() is missed.
+            await consumer.position(partition)
+        return consumer
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            for records in batches.values():
+                for record in records:
+                    self._deliver(record)
+
+    def _deliver(self, record: ConsumerRecord[Any, Any]) -> None:
+        key = record.key.decode(errors="replace") if record.key is not None else ""
+        delivery = Delivery(key, record.value or b"", record.partition, record.offset)
+        for listener in self._listeners:
+            listener(delivery)
+
+    async def publish(self, key: str, value: bytes) -> None:
+        if self._producer is None:
+            raise PublishError("the Kafka producer is not running")
+        partition = partition_for(key, self.settings.partitions, self.settings.partitioner)
+        try:
+            sent = await self._producer.send(
+                self.settings.topic, value, key=key.encode(), partition=partition
+            )
+            # The producer expires the batch after request_timeout_ms; the
+            # extra second only guards against a future that never resolves.
+            await asyncio.wait_for(sent, self.settings.send_timeout + 1)
+        except (KafkaError, TimeoutError) as exc:
+            raise PublishError(f"Kafka did not acknowledge the message: {exc!r}") from exc
+
+    async def check(self) -> str | None:
+        if self._producer is None:
+            return "the Kafka producer is not running"
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2)
+        except (KafkaError, TimeoutError) as exc:
+            return f"Kafka at {self.settings.bootstrap} is unreachable: {exc!r}"
+        return None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._producer is not None:
+            await self._producer.stop()  # flushes what was published
+            self._producer = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
+    for description in await admin.describe_topics([topic]):
+        if description["topic"] == topic and not description["error_code"]:
+            return sorted(p["partition"] for p in description["partitions"])
+    raise BusError(f"topic {topic!r} cannot be described")

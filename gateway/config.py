@@ -54,6 +54,8 @@ class Config:
     kafka_replication_factor: int = 1
     partitioner: str = "modulo"
     kafka_send_timeout: float = 5.0
+    mongo_uri: str = ""
+    max_persister_lag: int = 10_000
 
 
 def _positive_int(text: str) -> int:
@@ -274,6 +276,18 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds Kafka has to acknowledge a message before the sender is told it failed.",
         _positive_float,
         metavar="S",
+    ),
+    Option(
+        "mongo-uri",
+        "MongoDB connection string (database from the URI, else chat); switches the "
+        "store from in-memory to MongoDB.",
+        metavar="URI",
+    ),
+    Option(
+        "max-persister-lag",
+        "Messages not yet stored above which /readyz answers 503.",
+        _positive_int,
+        metavar="N",
     ),
 )
 

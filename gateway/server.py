@@ -58,6 +58,15 @@ def make_bus(config: Config) -> MessageBus:
     )
 
 
+def make_store(config: Config) -> MessageStore:
+    """Return the MongoDB store when ``--mongo-uri`` is set, else the in-memory one."""
+    if not config.mongo_uri:
+        return InMemoryStore(config.history_size)
+    from persistence.mongo import MongoStore  # pymongo only when asked for
+
+    return MongoStore(config.mongo_uri)
+
+
 class Gateway:
     """
     One gateway instance.
@@ -86,7 +95,7 @@ class Gateway:
             config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
         )
         self.bus: MessageBus = bus or make_bus(config)
-        self.store: MessageStore = store or InMemoryStore(config.history_size)
+        self.store: MessageStore = store or make_store(config)
         self.registry = SubscriptionRegistry()
         self.router = Router(
             config.app_prefix, config.broker_prefix, allow_broker_send=config.allow_broker_send
@@ -100,11 +109,18 @@ class Gateway:
         )
         self.persister = Persister(self.bus, self.store)
         self.http = HttpApi(
-            config.endpoint, self.store, demo_page=config.demo_page, readiness=self.bus.check
+            config.endpoint, self.store, demo_page=config.demo_page, readiness=self.readiness
         )
         self.connections: set[StompConnection] = set()
         self._idle = asyncio.Event()
         self._server: Server | None = None
+
+    async def readiness(self) -> str | None:
+        """Return None when bus and store are reachable and history keeps up."""
+        reason = await self.bus.check() or await self.store.check()
+        if reason is None and self.persister.lag > self.config.max_persister_lag:
+            reason = f"persister lag {self.persister.lag} is over {self.config.max_persister_lag}"
+        return reason
 
     @property
     def port(self) -> int:
@@ -117,7 +133,6 @@ class Gateway:
         """Connect the store and the bus, then start listening."""
         await self.store.start()
         await self.bus.start()
-        self.persister.start()
         self._server = await serve(
             self._serve,
             self.config.host,
@@ -169,7 +184,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        await self.persister.close()
+        self.persister.close()
         await self.bus.close()
         await self.store.close()
         logger.info("stopped")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["BusError", "Delivery", "Listener", "MessageBus", "PublishError"]
+__all__ = ["BatchHandler", "BusError", "Delivery", "Listener", "MessageBus", "PublishError"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Delivery:
 
 
 Listener = Callable[[Delivery], None]
+BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 
 
 class PublishError(Exception):
@@ -64,6 +65,18 @@ class MessageBus(Protocol):
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` for every record delivered from now on."""
+
+    def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
+        """
+        Hand every record to ``handler`` in batches, at least once.
+
+        Records are read as consumer group ``group``, which resumes after the
+        last batch ``handler`` returned from, even across restarts (Kafka);
+        the handler must be idempotent, and may retry as long as it likes.
+        """
+
+    def durable_lag(self) -> int:
+        """Records the durable listeners have not finished with."""
 
     async def check(self) -> str | None:
         """Return None when the bus is reachable, else the reason it is not."""

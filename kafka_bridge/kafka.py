@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from .bus import BusError, Delivery, Listener, PublishError
+from .bus import BatchHandler, BusError, Delivery, Listener, PublishError
 
 __all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
 
@@ -81,12 +81,20 @@ class KafkaBus:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self._listeners: list[Listener] = []
+        self._durable: list[tuple[str, BatchHandler]] = []
         self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._consumers: list[AIOKafkaConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lags: dict[str, int] = {}
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
+        self._durable.append((group, handler))
+
+    def durable_lag(self) -> int:
+        return sum(self._lags.values())
 
     async def start(self) -> None:
         """
@@ -106,11 +114,15 @@ class KafkaBus:
                 request_timeout_ms=int(self.settings.send_timeout * 1000),
             )
             await self._producer.start()
-            self._consumer = await self._start_consumer(partitions)
+            fan_out = await self._start_consumer(partitions)
+            groups = [(await self._start_group(group), handler) for group, handler in self._durable]
         except KafkaError as exc:
             await self.close()
             raise BusError(f"cannot use Kafka at {self.settings.bootstrap}: {exc}") from exc
-        self._task = asyncio.create_task(self._consume(self._consumer), name="kafka-fan-out")
+        self._tasks.append(asyncio.create_task(self._consume(fan_out), name="kafka-fan-out"))
+        for (group, _), (consumer, handler) in zip(self._durable, groups, strict=True):
+            task = self._consume_durably(group, consumer, handler)
+            self._tasks.append(asyncio.create_task(task, name=f"kafka-group-{group}"))
         logger.info(
             "kafka bus ready: topic %s, %d partitions, %s partitioner",
             self.settings.topic,
@@ -160,6 +172,7 @@ class KafkaBus:
             auto_offset_reset="latest",
         )
         await consumer.start()
+        self._consumers.append(consumer)
         assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
         consumer.assign(assigned)
         await consumer.seek_to_end(*assigned)
@@ -167,6 +180,34 @@ class KafkaBus:
             # Resolve the end now, so no record published after start() is missed.
             await consumer.position(partition)
         return consumer
+
+    async def _start_group(self, group: str) -> AIOKafkaConsumer:
+        # A group with no committed offsets starts at the oldest record: a
+        # first deployment stores what the topic still holds.
+        consumer = AIOKafkaConsumer(
+            self.settings.topic,
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def _consume_durably(
+        self, group: str, consumer: AIOKafkaConsumer, handler: BatchHandler
+    ) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            records = [_delivery(record) for batch in batches.values() for record in batch]
+            if records:
+                await handler(records)  # it retries until the batch is done
+                try:
+                    await consumer.commit()
+                except KafkaError as exc:  # the batch will be replayed; harmless
+                    logger.warning("group %s cannot commit offsets: %s", group, exc)
+            self._lags[group] = await _lag(consumer)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
@@ -176,8 +217,7 @@ class KafkaBus:
                     self._deliver(record)
 
     def _deliver(self, record: ConsumerRecord[Any, Any]) -> None:
-        key = record.key.decode(errors="replace") if record.key is not None else ""
-        delivery = Delivery(key, record.value or b"", record.partition, record.offset)
+        delivery = _delivery(record)
         for listener in self._listeners:
             listener(delivery)
 
@@ -205,16 +245,31 @@ class KafkaBus:
         return None
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._producer is not None:
             await self._producer.stop()  # flushes what was published
             self._producer = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        for consumer in self._consumers:
+            await consumer.stop()
+        self._consumers = []
+
+
+def _delivery(record: ConsumerRecord[Any, Any]) -> Delivery:
+    key = record.key.decode(errors="replace") if record.key is not None else ""
+    return Delivery(key, record.value or b"", record.partition, record.offset)
+
+
+async def _lag(consumer: AIOKafkaConsumer) -> int:
+    """Records of the consumer's partitions after its position."""
+    lag = 0
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is not None:
+            lag += max(0, highwater - await consumer.position(partition))
+    return lag
 
 
 async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:

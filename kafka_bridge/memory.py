@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import time
 
-from .bus import Delivery, Listener
+from .bus import BatchHandler, Delivery, Listener
 
 __all__ = ["InMemoryBus"]
+
+
+class _Group:
+    """A durable listener: the records it has not taken yet, and its task."""
+
+    def __init__(self, handler: BatchHandler) -> None:
+        self.handler = handler
+        self.pending: list[Delivery] = []
+        self.in_flight = 0
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            await self.drain()
+
+    async def drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            self.in_flight = len(batch)
+            await self.handler(batch)
+            self.in_flight = 0
 
 
 class InMemoryBus:
@@ -14,26 +39,44 @@ class InMemoryBus:
     Delivers each published record to the listeners before ``publish`` returns.
 
     Everything is in one partition, so the order of delivery is the order of
-    publication.
+    publication. Offsets count microseconds since the epoch (strictly
+    increasing), so they keep ordering messages across restarts of the
+    process, in a store that outlives it.
     """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
-        self._offsets = itertools.count()
+        self._groups: list[_Group] = []
+        self._last_offset = 0
 
     async def start(self) -> None:
-        pass
+        for group in self._groups:
+            group.task = asyncio.create_task(group.run(), name="durable-listener")
 
     async def close(self) -> None:
-        pass
+        for group in self._groups:
+            if group.task is not None:
+                group.task.cancel()
+                await asyncio.gather(group.task, return_exceptions=True)
+            await group.drain()
 
     async def publish(self, key: str, value: bytes) -> None:
-        delivery = Delivery(key, value, partition=0, offset=next(self._offsets))
+        self._last_offset = max(self._last_offset + 1, time.time_ns() // 1000)
+        delivery = Delivery(key, value, partition=0, offset=self._last_offset)
         for listener in self._listeners:
             listener(delivery)
+        for group in self._groups:
+            group.pending.append(delivery)
+            group.wakeup.set()
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
+        self._groups.append(_Group(handler))
+
+    def durable_lag(self) -> int:
+        return sum(len(group.pending) + group.in_flight for group in self._groups)
 
     async def check(self) -> str | None:
         return None

@@ -65,3 +65,13 @@ class InMemoryStore:
             # An id this store no longer holds: ObjectIds sort by creation time.
             older = [item for item in room.messages if item[1].id < before]
         return [message for _, message in older[-limit:]] if limit else []
+
+    async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
+        room = self._rooms.get(room_id)
+        if room is None or after not in room.positions:
+            return None
+        cursor = room.positions[after]
+        return [message for position, message in room.messages if position > cursor][:limit]
+
+    async def check(self) -> str | None:
+        return None

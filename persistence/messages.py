@@ -27,6 +27,9 @@ class ChatMessage:
         file_id: The file's id, for a file message.
         file_name: The file's name, for a file message.
         create_at: Local date-time string without offset, as the seed prints it.
+        partition: The bus partition the message was read from, once known.
+        offset: Its offset there: the message's place in its room's order.
+            Neither is part of the JSON clients see.
 
     """
 
@@ -38,6 +41,8 @@ class ChatMessage:
     file_id: int | str | None = None
     file_name: str | None = None
     create_at: str
+    partition: int | None = None
+    offset: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the seed's JSON object, fields in the seed's order."""

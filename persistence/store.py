@@ -7,7 +7,11 @@ from typing import Protocol
 
 from .messages import ChatMessage
 
-__all__ = ["MessageStore"]
+__all__ = ["MessageStore", "StoreError"]
+
+
+class StoreError(Exception):
+    """The store could not take a write; trying again loses and duplicates nothing."""
 
 
 class MessageStore(Protocol):
@@ -29,3 +33,12 @@ class MessageStore(Protocol):
         They are the newest ones older than the message ``before`` (an id),
         or the newest ones of all when ``before`` is None.
         """
+
+    async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
+        """
+        Return up to ``limit`` messages of the room that came after ``after``,
+        oldest first; None when the store does not know that message.
+        """
+
+    async def check(self) -> str | None:
+        """Return None when the store is reachable, else the reason it is not."""

@@ -249,7 +249,7 @@ async def test_send_publishes_and_fans_out(service: ChatService) -> None:
         ("message-id", message.id),
         ("content-type", "application/json"),
         ("x-partition", "0"),
-        ("x-offset", "0"),
+        ("x-offset", str(deliveries[0].offset)),
         ("content-length", str(len(message.to_json()))),
     )
     assert ChatMessage.from_json(frame.body) == message

@@ -1,0 +1,169 @@
+"""
+The MongoDB store, with PyMongo's async API (``pymongo.AsyncMongoClient``).
+
+Documents keep the seed's shape in its collection ``chat_messages`` (``_id``
+ObjectId, ``chat_room_id``, ``user_id``, ``nickname``, ``message``,
+``file_id``, ``file_name``, ``create_at``), so the gateway can take over an
+existing database, plus ``partition`` and ``offset``: the message's place on
+the bus, which orders a room's messages exactly as they were delivered
+(documents written by the seed have no offset and sort first, by ``_id``).
+``_id`` is the message id, so writing a message twice keeps one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from .messages import ChatMessage
+from .store import StoreError
+
+__all__ = ["MongoStore"]
+
+logger = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000
+_ORDER = [("offset", ASCENDING), ("_id", ASCENDING)]
+_REVERSE = [("offset", DESCENDING), ("_id", DESCENDING)]
+
+
+class MongoStore:
+    """
+    A :class:`~persistence.store.MessageStore` in MongoDB.
+
+    Args:
+        uri: A MongoDB connection string; its database, or ``chat``.
+        collection: The collection, ``chat_messages`` like the seed.
+        timeout: Seconds to wait for a server before an operation fails.
+
+    """
+
+    def __init__(self, uri: str, collection: str = "chat_messages", timeout: float = 5.0) -> None:
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, serverSelectionTimeoutMS=int(timeout * 1000), tz_aware=True
+        )
+        self._messages = self._client.get_default_database("chat")[collection]
+        self._indexes: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create the indexes, now or, while MongoDB is down, as soon as it is back."""
+        self._indexes = asyncio.create_task(self._create_indexes(), name="mongo-indexes")
+
+    async def _create_indexes(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._messages.create_index(
+                    [("chat_room_id", ASCENDING), *_ORDER], name="room_order"
+                )
+                return
+            except PyMongoError as exc:
+                logger.warning("cannot create MongoDB indexes yet (retrying): %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def close(self) -> None:
+        if self._indexes is not None:
+            self._indexes.cancel()
+            await asyncio.gather(self._indexes, return_exceptions=True)
+        await self._client.close()
+
+    async def save(self, messages: Sequence[ChatMessage]) -> None:
+        """
+        Insert ``messages``; those already stored are left as they are.
+
+        Raises:
+            StoreError: MongoDB did not take them; nothing is lost by trying again.
+
+        """
+        if not messages:
+            return
+        try:
+            await self._messages.insert_many([_document(m) for m in messages], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise StoreError(f"MongoDB refused messages: {errors[:3]}") from exc
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB is unavailable: {exc}") from exc
+
+    async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
+        query: dict[str, Any] = {"chat_room_id": room_id}
+        if before is not None:
+            query.update(await self._older_than(before))
+        cursor = self._messages.find(query).sort(_REVERSE).limit(limit)
+        documents = await cursor.to_list()
+        return [_message(document) for document in reversed(documents)]
+
+    async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
+        anchor = await self._messages.find_one({"_id": ObjectId(after), "chat_room_id": room_id})
+        if anchor is None:
+            return None
+        query = {"chat_room_id": room_id, **_beyond(anchor, "$gt")}
+        documents = await self._messages.find(query).sort(_ORDER).limit(limit).to_list()
+        return [_message(document) for document in documents]
+
+    async def _older_than(self, before: str) -> dict[str, Any]:
+        anchor = await self._messages.find_one({"_id": ObjectId(before)})
+        if anchor is None:
+            # A message this database never had: ObjectIds sort by creation time.
+            return {"_id": {"$lt": ObjectId(before)}}
+        return _beyond(anchor, "$lt")
+
+    async def check(self) -> str | None:
+        try:
+            await self._client.admin.command("ping")
+        except PyMongoError as exc:
+            return f"MongoDB is unreachable: {exc}"
+        return None
+
+
+def _beyond(anchor: dict[str, Any], operator: str) -> dict[str, Any]:
+    """The filter for documents after (``$gt``) or before (``$lt``) ``anchor`` in room order."""
+    offset = anchor.get("offset")
+    same_offset_and_id = {"offset": offset, "_id": {operator: anchor["_id"]}}
+    if offset is None:
+        # A seed document: seed documents order by _id and come before all others.
+        if operator == "$lt":
+            return {"offset": None, "_id": {"$lt": anchor["_id"]}}
+        return {"$or": [same_offset_and_id, {"offset": {"$ne": None}}]}
+    later = {"offset": {operator: offset}}
+    if operator == "$lt":
+        return {"$or": [later, same_offset_and_id, {"offset": None}]}
+    return {"$or": [later, same_offset_and_id]}
+
+
+def _document(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "_id": ObjectId(message.id),
+        "chat_room_id": message.chat_room_id,
+        "user_id": message.member_id,
+        "nickname": message.nickname,
+        "message": message.message,
+        "file_id": message.file_id,
+        "file_name": message.file_name,
+        "create_at": message.create_at,
+        "partition": message.partition,
+        "offset": message.offset,
+    }
+
+
+def _message(document: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(
+        id=str(document["_id"]),
+        chat_room_id=document["chat_room_id"],
+        member_id=document["user_id"],
+        nickname=document.get("nickname") or "",
+        message=document.get("message"),
+        file_id=document.get("file_id"),
+        file_name=document.get("file_name"),
+        create_at=str(document.get("create_at", "")),
+        partition=document.get("partition"),
+        offset=document.get("offset"),
+    )

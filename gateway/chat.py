@@ -4,6 +4,7 @@ The chat path, in one place: SEND -> chat message -> bus -> fan-out, and bus -> 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import logging
@@ -16,6 +17,7 @@ from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, load_object
 from protocol import MessageTemplate
 
+from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 
@@ -64,6 +66,7 @@ class ChatService:
         router: Destination names.
         zone: Time zone of ``createAt``.
         max_message_length: Longest message text, in characters.
+        recent: The buffer of recent messages kept for recovery.
 
     """
 
@@ -75,12 +78,14 @@ class ChatService:
         *,
         zone: zoneinfo.ZoneInfo,
         max_message_length: int,
+        recent: RecentMessages,
     ) -> None:
         self.bus = bus
         self.registry = registry
         self.router = router
         self.zone = zone
         self.max_message_length = max_message_length
+        self.recent = recent
         bus.add_listener(self.fan_out)
 
     async def publish(self, message: ChatMessage) -> None:
@@ -138,23 +143,34 @@ class ChatService:
                 exc,
             )
             return
+        message = dataclasses.replace(message, partition=delivery.partition, offset=delivery.offset)
+        self.recent.add(message, delivery.value)
         destination = self.router.room_destination(message.chat_room_id)
         subscriptions = self.registry.subscribers(destination)
         if not subscriptions:
             return
-        template = MessageTemplate(
+        template = self.template(message, delivery.value)
+        for subscription in subscriptions:
+            if delivery.offset <= subscription.floor:
+                continue  # recovered already
+            if subscription.backlog is not None:
+                subscription.backlog.append((template, delivery.offset))
+                continue
+            subscription.session.deliver(subscription, template)
+
+    def template(self, message: ChatMessage, raw: bytes) -> MessageTemplate:
+        """Return the MESSAGE carrying ``message`` (its JSON as ``raw``) to its room."""
+        return MessageTemplate(
             (
-                ("destination", destination),
+                ("destination", self.router.room_destination(message.chat_room_id)),
                 ("message-id", message.id),
                 ("content-type", "application/json"),
                 # The record's position on the bus, for recovery after a reconnect.
-                ("x-partition", str(delivery.partition)),
-                ("x-offset", str(delivery.offset)),
+                ("x-partition", str(message.partition)),
+                ("x-offset", str(message.offset)),
             ),
-            delivery.value,
+            raw,
         )
-        for subscription in subscriptions:
-            subscription.session.deliver(subscription, template)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

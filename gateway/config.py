@@ -56,6 +56,7 @@ class Config:
     kafka_send_timeout: float = 5.0
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
+    recovery_buffer: int = 10_000
 
 
 def _positive_int(text: str) -> int:
@@ -287,6 +288,12 @@ OPTIONS: tuple[Option, ...] = (
         "max-persister-lag",
         "Messages not yet stored above which /readyz answers 503.",
         _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "recovery-buffer",
+        "Newest messages (all rooms) kept for recovery while the store catches up.",
+        _non_negative_int,
         metavar="N",
     ),
 )

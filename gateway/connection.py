@@ -23,10 +23,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from kafka_bridge import PublishError
-from persistence import ChatMessage
+from persistence import ChatMessage, StoreError
 from protocol import (
     Command,
     Frame,
+    Headers,
     HeartBeatMonitor,
     InvalidFrame,
     LimitExceeded,
@@ -42,6 +43,7 @@ from protocol import (
 
 from .chat import ApplicationError, new_object_id
 from .framing import Framing, FramingError, Kind, Outbound
+from .recovery import Recovery, recover
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
 
@@ -53,6 +55,10 @@ __all__ = ["StompConnection"]
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "stomp-gateway/0.1.0"
+# A SUBSCRIBE to a room may name the last message the client saw...
+RECOVERY_HEADER = "x-last-message-id"
+# ...and is told on its RECEIPT and first MESSAGE whether the gap was filled.
+RECOVERED_HEADER = "x-recovered"
 
 
 class StompConnection:
@@ -84,6 +90,7 @@ class StompConnection:
         self._timer: asyncio.TimerHandle | None = None
         self._closer: asyncio.Task[None] | None = None
         self._released: int | None = None  # subscriptions removed at the end
+        self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
 
     @property
     def version(self) -> str:
@@ -202,9 +209,10 @@ class StompConnection:
             if exc.receipt_id is None:
                 exc.receipt_id = receipt
             raise
+        extra, self._receipt_headers = self._receipt_headers, ()
         if receipt is not None and frame.command not in (Command.CONNECT, Command.STOMP):
             # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
-            self._send(receipt_frame(receipt))
+            self._send(receipt_frame(receipt, extra))
         if frame.command is Command.DISCONNECT:
             self.close(CloseCode.NORMAL_CLOSURE, "client disconnected")
 
@@ -223,7 +231,7 @@ class StompConnection:
             case Command.SEND:
                 return self._prepare_send(frame)
             case Command.SUBSCRIBE:
-                return _now(self._on_subscribe, frame)
+                return self._prepare_subscribe(frame)
             case Command.UNSUBSCRIBE:
                 return _now(self._on_unsubscribe, frame)
             case Command.ACK | Command.NACK:
@@ -311,7 +319,7 @@ class StompConnection:
         for subscription in self.gateway.registry.subscribers(destination):
             subscription.session.deliver(subscription, template)
 
-    def _on_subscribe(self, frame: Frame) -> None:
+    def _prepare_subscribe(self, frame: Frame) -> Action:
         destination = frame.get("destination", "")
         # STOMP 1.0 subscriptions may omit the id; the destination stands in.
         subscription_id = frame.get("id", destination)
@@ -325,15 +333,13 @@ class StompConnection:
             self.gateway.router.check_subscribe(destination)
         except RoutingError as exc:
             raise ApplicationError(str(exc)) from None
-        for existing in registry.of(self, destination):
-            policy = self.gateway.config.duplicate_subscriptions
-            if policy == "reject":
-                raise InvalidFrame(
-                    "duplicate subscription",
-                    details=f"already subscribed to {destination!r} as {existing.id!r}",
-                )
-            if policy == "replace":
-                self._unsubscribe(existing.id)
+        policy = self.gateway.config.duplicate_subscriptions
+        existing = registry.of(self, destination)
+        if existing and policy == "reject":
+            raise InvalidFrame(
+                "duplicate subscription",
+                details=f"already subscribed to {destination!r} as {existing[0].id!r}",
+            )
         try:
             head = message_head(subscription_id, self.version)
         except LocalProtocolError:
@@ -341,15 +347,46 @@ class StompConnection:
                 "invalid subscription id",
                 details=f"{subscription_id!r} cannot be sent back in STOMP {self.version}",
             ) from None
-        registry.add(
-            Subscription(
-                session=self,
-                id=subscription_id,
-                destination=destination,
-                ack_mode=frame.get("ack", "auto"),
-                head=head,
-            )
+        subscription = Subscription(
+            session=self,
+            id=subscription_id,
+            destination=destination,
+            ack_mode=frame.get("ack", "auto"),
+            head=head,
         )
+        replaced = existing if policy == "replace" else []
+        last_id = frame.get(RECOVERY_HEADER)
+        room_id = self.gateway.router.room_of(destination)
+        if last_id is None or room_id is None:
+            return _now(self._subscribe, subscription, replaced)
+        return functools.partial(self._recover, subscription, replaced, room_id, last_id)
+
+    def _subscribe(self, subscription: Subscription, replaced: list[Subscription]) -> None:
+        for old in replaced:
+            self._unsubscribe(old.id)
+        self.gateway.registry.add(subscription)
+
+    async def _recover(
+        self, subscription: Subscription, replaced: list[Subscription], room_id: int, last_id: str
+    ) -> None:
+        """Subscribe, send what the client missed after ``last_id``, then go live."""
+        subscription.backlog = []  # live messages wait while the missed ones are read
+        self._subscribe(subscription, replaced)
+        try:
+            recovery = await recover(self.gateway.store, self.gateway.chat.recent, room_id, last_id)
+        except StoreError as exc:
+            logger.warning("session %s cannot recover room %d: %s", self.id, room_id, exc)
+            recovery = Recovery(recovered=False, messages=[], floor=-1)
+        flag = "true" if recovery.recovered else "false"
+        subscription.note = f"{RECOVERED_HEADER}:{flag}\n".encode()
+        self._receipt_headers = ((RECOVERED_HEADER, flag),)
+        for message, raw in recovery.messages:
+            self.deliver(subscription, self.gateway.chat.template(message, raw))
+        subscription.floor = recovery.floor
+        backlog, subscription.backlog = subscription.backlog or [], None
+        for template, offset in backlog:
+            if offset > subscription.floor:
+                self.deliver(subscription, template)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         subscription_id = frame.get("id") or frame.get("destination", "")
@@ -420,8 +457,11 @@ class StompConnection:
             ack, key = self._next_ack(subscription, template.message_id)
             subscription.pending[key] = None
             self._acks[key] = subscription
+        head = subscription.head
+        if subscription.note:
+            head, subscription.note = head + subscription.note, b""
         try:
-            data = template.render(subscription.head, self.version, ack)
+            data = template.render(head, self.version, ack)
         except LocalProtocolError as exc:
             logger.warning("session %s cannot receive a message: %s", self.id, exc)
             return

@@ -19,7 +19,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from persistence import MessageStore
+from persistence import MessageStore, StoreError
 
 from .http_responses import error_response, json_response, plain_response, preflight_response
 from .routing import RoutingError, parse_room_id
@@ -29,6 +29,7 @@ from .static_files import load_static_files
 __all__ = ["GatewayConnection", "HttpApi"]
 
 _HISTORY = re.compile(r"/v1/api/chat/([^/]+)")
+_CATCH_UP = re.compile(r"/v1/api/chat/([^/]+)/messages")
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -134,26 +135,48 @@ class HttpApi:
         if static is not None:
             headers = [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]
             return plain_response(http.HTTPStatus.OK, static.body, static.content_type, headers)
-        match = _HISTORY.fullmatch(url.path)
-        if match is not None:
-            try:
-                query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-                return await self._history(match[1], query)
-            except BadRequest as exc:
-                return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        try:
+            if match := _HISTORY.fullmatch(url.path):
+                return await self._history(_room(match[1]), query)
+            if match := _CATCH_UP.fullmatch(url.path):
+                return await self._catch_up(_room(match[1]), query)
+        except BadRequest as exc:
+            return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        except StoreError as exc:
+            return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return error_response(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")
 
-    async def _history(self, room: str, query: dict[str, list[str]]) -> Response:
-        try:
-            room_id = parse_room_id(room)
-        except RoutingError as exc:
-            raise BadRequest(str(exc)) from None
-        limit = _limit(query)
-        before = _single(query, "before")
-        if before is not None and not _OBJECT_ID.fullmatch(before):
-            raise BadRequest("before must be a message id (24 lowercase hex digits)")
-        messages = await self.store.history(room_id, before=before, limit=limit)
+    async def _history(self, room_id: int, query: dict[str, list[str]]) -> Response:
+        messages = await self.store.history(
+            room_id, before=_message_id(query, "before"), limit=_limit(query)
+        )
         return json_response(http.HTTPStatus.OK, [message.to_dict() for message in messages])
+
+    async def _catch_up(self, room_id: int, query: dict[str, list[str]]) -> Response:
+        after = _message_id(query, "after")
+        if after is None:
+            raise BadRequest("after is required: the id of the last message the client has")
+        messages = await self.store.after(room_id, after, _limit(query))
+        if messages is None:
+            return error_response(
+                http.HTTPStatus.NOT_FOUND, f"unknown message {after}: reload the history"
+            )
+        return json_response(http.HTTPStatus.OK, [message.to_dict() for message in messages])
+
+
+def _room(text: str) -> int:
+    try:
+        return parse_room_id(text)
+    except RoutingError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _message_id(query: dict[str, list[str]], name: str) -> str | None:
+    value = _single(query, name)
+    if value is not None and not _OBJECT_ID.fullmatch(value):
+        raise BadRequest(f"{name} must be a message id (24 lowercase hex digits)")
+    return value
 
 
 def _single(query: dict[str, list[str]], name: str) -> str | None:

@@ -35,6 +35,11 @@ class Subscription:
         ack_mode: ``auto``, ``client`` or ``client-individual``.
         head: The start of every MESSAGE for it (see :func:`protocol.message_head`).
         pending: Ack ids delivered and not yet acknowledged, oldest first.
+        floor: Bus offset up to which the subscriber already has the room's
+            messages (after a recovery); the fan-out skips those.
+        backlog: While a recovery runs, the live messages held back with
+            their offsets; None otherwise.
+        note: Extra header lines for the next MESSAGE (``x-recovered``).
 
     """
 
@@ -44,6 +49,9 @@ class Subscription:
     ack_mode: str
     head: bytes
     pending: dict[str, None] = dataclasses.field(default_factory=dict)
+    floor: int = -1
+    backlog: list[tuple[MessageTemplate, int]] | None = None
+    note: bytes = b""
 
 
 class SubscriptionRegistry:

@@ -52,6 +52,15 @@ class Router:
         self._room_prefix = f"{broker_prefixes[0]}/chat/"
         self.pong_destination = f"{broker_prefixes[0]}/pong"
 
+    def room_of(self, destination: str) -> int | None:
+        """Return the room a destination carries, or None if it is not a room."""
+        if not destination.startswith(self._room_prefix):
+            return None
+        try:
+            return parse_room_id(destination[len(self._room_prefix) :])
+        except RoutingError:
+            return None
+
     def room_destination(self, room_id: int) -> str:
         """Return the destination the room's messages are delivered to."""
         return f"{self._room_prefix}{room_id}"

@@ -21,6 +21,7 @@ from .connection import SERVER_NAME, StompConnection
 from .framing import Framing, RawFraming, SockJSFraming
 from .http import GatewayConnection, HttpApi
 from .persister import Persister
+from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 from .sockjs import Route
@@ -106,6 +107,7 @@ class Gateway:
             self.router,
             zone=zoneinfo.ZoneInfo(config.timezone),
             max_message_length=config.max_message_length,
+            recent=RecentMessages(config.recovery_buffer),
         )
         self.persister = Persister(self.bus, self.store)
         self.http = HttpApi(

@@ -66,6 +66,13 @@ class InMemoryStore:
             older = [item for item in room.messages if item[1].id < before]
         return [message for _, message in older[-limit:]] if limit else []
 
+    async def get(self, message_id: str) -> ChatMessage | None:
+        for room in self._rooms.values():
+            if message_id in room.positions:
+                cursor = room.positions[message_id]
+                return next(message for position, message in room.messages if position == cursor)
+        return None
+
     async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
         room = self._rooms.get(room_id)
         if room is None or after not in room.positions:

@@ -13,8 +13,9 @@ the bus, which orders a room's messages exactly as they were delivered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -95,25 +96,38 @@ class MongoStore:
 
     async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
         query: dict[str, Any] = {"chat_room_id": room_id}
-        if before is not None:
-            query.update(await self._older_than(before))
-        cursor = self._messages.find(query).sort(_REVERSE).limit(limit)
-        documents = await cursor.to_list()
+        async with _reading():
+            if before is not None:
+                query.update(await self._older_than(ObjectId(before)))
+            cursor = self._messages.find(query).sort(_REVERSE).limit(limit)
+            documents = await cursor.to_list()
         return [_message(document) for document in reversed(documents)]
 
-    async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
-        anchor = await self._messages.find_one({"_id": ObjectId(after), "chat_room_id": room_id})
-        if anchor is None:
+    async def get(self, message_id: str) -> ChatMessage | None:
+        if not ObjectId.is_valid(message_id):
             return None
-        query = {"chat_room_id": room_id, **_beyond(anchor, "$gt")}
-        documents = await self._messages.find(query).sort(_ORDER).limit(limit).to_list()
+        async with _reading():
+            document = await self._messages.find_one({"_id": ObjectId(message_id)})
+        return None if document is None else _message(document)
+
+    async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
+        if not ObjectId.is_valid(after):
+            return None
+        async with _reading():
+            anchor = await self._messages.find_one(
+                {"_id": ObjectId(after), "chat_room_id": room_id}
+            )
+            if anchor is None:
+                return None
+            query = {"chat_room_id": room_id, **_beyond(anchor, "$gt")}
+            documents = await self._messages.find(query).sort(_ORDER).limit(limit).to_list()
         return [_message(document) for document in documents]
 
-    async def _older_than(self, before: str) -> dict[str, Any]:
-        anchor = await self._messages.find_one({"_id": ObjectId(before)})
+    async def _older_than(self, before: ObjectId) -> dict[str, Any]:
+        anchor = await self._messages.find_one({"_id": before})
         if anchor is None:
             # A message this database never had: ObjectIds sort by creation time.
-            return {"_id": {"$lt": ObjectId(before)}}
+            return {"_id": {"$lt": before}}
         return _beyond(anchor, "$lt")
 
     async def check(self) -> str | None:
@@ -122,6 +136,15 @@ class MongoStore:
         except PyMongoError as exc:
             return f"MongoDB is unreachable: {exc}"
         return None
+
+
+@contextlib.asynccontextmanager
+async def _reading() -> AsyncIterator[None]:
+    """Turn PyMongo's errors into :class:`StoreError`."""
+    try:
+        yield
+    except PyMongoError as exc:
+        raise StoreError(f"MongoDB is unavailable: {exc}") from exc
 
 
 def _beyond(anchor: dict[str, Any], operator: str) -> dict[str, Any]:

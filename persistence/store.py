@@ -34,6 +34,9 @@ class MessageStore(Protocol):
         or the newest ones of all when ``before`` is None.
         """
 
+    async def get(self, message_id: str) -> ChatMessage | None:
+        """Return the message with this id, if the store has it."""
+
     async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
         """
         Return up to ``limit`` messages of the room that came after ``after``,

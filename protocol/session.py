@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from .errors import InvalidFrame, LimitExceeded, ProtocolError
 from .escaping import encodable
-from .frames import Command, Frame
+from .frames import Command, Frame, Headers
 from .negotiation import HeartBeatPolicy, negotiate_heart_beat, negotiate_version, parse_heart_beat
 from .parser import Limits, Parser
 from .serializer import serialize
@@ -277,9 +277,9 @@ class ServerSession:
         return serialize(frame, self.version)
 
 
-def receipt_frame(receipt_id: str) -> Frame:
-    """Return the RECEIPT for a frame that carried ``receipt``."""
-    return Frame(Command.RECEIPT, (("receipt-id", receipt_id),))
+def receipt_frame(receipt_id: str, headers: Headers = ()) -> Frame:
+    """Return the RECEIPT for a frame that carried ``receipt``, with any extra headers."""
+    return Frame(Command.RECEIPT, (("receipt-id", receipt_id), *headers))
 
 
 def error_frame(error: ProtocolError) -> Frame:

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.chat import ApplicationError, ChatService, local_date_time, new_object_id
+from gateway.recovery import RecentMessages
 from gateway.registry import Subscription, SubscriptionRegistry
 from gateway.routing import Router
 from kafka_bridge import Delivery, InMemoryBus
@@ -121,7 +122,14 @@ def test_object_id_time_wraps_at_32_bits() -> None:
 def service() -> ChatService:
     registry = SubscriptionRegistry()
     router = Router("/pub", ("/sub",), allow_broker_send=False)
-    return ChatService(InMemoryBus(), registry, router, zone=SEOUL, max_message_length=5)
+    return ChatService(
+        InMemoryBus(),
+        registry,
+        router,
+        zone=SEOUL,
+        max_message_length=5,
+        recent=RecentMessages(100),
+    )
 
 
 def body(**fields: Any) -> bytes:

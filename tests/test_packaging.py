@@ -33,3 +33,17 @@ def test_console_script_and_module_share_the_entry_point() -> None:
     scripts = setup["options.entry_points"]["console_scripts"]
     assert "stomp-gateway = gateway.cli:main" in scripts
     assert "from .cli import main" in (ROOT / "gateway" / "__main__.py").read_text()
+
+
+def test_compose_wires_the_gateway_to_kafka_and_mongodb() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["mongo"]["image"].startswith("mongo:")
+    gateway = services["gateway"]
+    assert gateway["environment"]["STOMP_GATEWAY_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert gateway["environment"]["STOMP_GATEWAY_MONGO_URI"].startswith("mongodb://mongo:27017/")
+    for dependency in ("kafka", "mongo"):
+        assert gateway["depends_on"][dependency]["condition"] == "service_healthy"
+        assert "healthcheck" in services[dependency]

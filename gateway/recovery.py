@@ -82,13 +82,13 @@ async def recover(
     if anchor is None or anchor.chat_room_id != room_id:
         return Recovery(recovered=False, messages=[], floor=-1)
     # The store may not have the anchor yet (the persister lags): the buffer has.
-    stored = await store.after(room_id, last_id, MAX_RECOVERED) or []
-    if len(stored) >= MAX_RECOVERED:
-        return Recovery(recovered=False, messages=[], floor=-1)
+    stored = await store.after(room_id, last_id, MAX_RECOVERED + 1) or []
     anchor_offset = -1 if anchor.offset is None else anchor.offset
     missed = {message.id: (message, message.to_json()) for message in stored}
     for message, raw in recent.after(room_id, anchor_offset):
         missed.setdefault(message.id, (message, raw))
+    if len(missed) > MAX_RECOVERED:
+        return Recovery(recovered=False, messages=[], floor=-1)
     ordered = sorted(missed.values(), key=lambda item: _order(item[0]))
     offsets = [message.offset for message, _ in ordered if message.offset is not None]
     return Recovery(recovered=True, messages=ordered, floor=max([anchor_offset, *offsets]))

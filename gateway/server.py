@@ -65,7 +65,7 @@ def make_store(config: Config) -> MessageStore:
         return InMemoryStore(config.history_size)
     from persistence.mongo import MongoStore  # pymongo only when asked for
 
-    return MongoStore(config.mongo_uri)
+    return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
 
 
 class Gateway:

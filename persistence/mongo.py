@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = ["MongoStore"]
 logger = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
+CHECK_TIMEOUT = 1.0  # readiness probes must answer quickly
 _ORDER = [("offset", ASCENDING), ("_id", ASCENDING)]
 _REVERSE = [("offset", DESCENDING), ("_id", DESCENDING)]
 
@@ -45,12 +47,20 @@ class MongoStore:
 
     """
 
-    def __init__(self, uri: str, collection: str = "chat_messages", timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        collection: str = "chat_messages",
+        timeout: float = 5.0,
+        zone: datetime.tzinfo = datetime.UTC,
+    ) -> None:
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, serverSelectionTimeoutMS=int(timeout * 1000), tz_aware=True
         )
         self._messages = self._client.get_default_database("chat")[collection]
         self._indexes: asyncio.Task[None] | None = None
+        self._closing = False
+        self.zone = zone
 
     async def start(self) -> None:
         """Create the indexes, now or, while MongoDB is down, as soon as it is back."""
@@ -58,7 +68,7 @@ class MongoStore:
 
     async def _create_indexes(self) -> None:
         delay = 0.5
-        while True:
+        while not self._closing:
             try:
                 await self._messages.create_index(
                     [("chat_room_id", ASCENDING), *_ORDER], name="room_order"
@@ -70,9 +80,12 @@ class MongoStore:
                 delay = min(delay * 2, 30.0)
 
     async def close(self) -> None:
+        self._closing = True
         if self._indexes is not None:
             self._indexes.cancel()
-            await asyncio.gather(self._indexes, return_exceptions=True)
+            # PyMongo may swallow the cancellation while it waits for a server;
+            # the flag then ends the loop, and close() does not wait for that.
+            await asyncio.wait({self._indexes}, timeout=1.0)
         await self._client.close()
 
     async def save(self, messages: Sequence[ChatMessage]) -> None:
@@ -101,14 +114,14 @@ class MongoStore:
                 query.update(await self._older_than(ObjectId(before)))
             cursor = self._messages.find(query).sort(_REVERSE).limit(limit)
             documents = await cursor.to_list()
-        return [_message(document) for document in reversed(documents)]
+        return [_message(document, self.zone) for document in reversed(documents)]
 
     async def get(self, message_id: str) -> ChatMessage | None:
         if not ObjectId.is_valid(message_id):
             return None
         async with _reading():
             document = await self._messages.find_one({"_id": ObjectId(message_id)})
-        return None if document is None else _message(document)
+        return None if document is None else _message(document, self.zone)
 
     async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
         if not ObjectId.is_valid(after):
@@ -121,7 +134,7 @@ class MongoStore:
                 return None
             query = {"chat_room_id": room_id, **_beyond(anchor, "$gt")}
             documents = await self._messages.find(query).sort(_ORDER).limit(limit).to_list()
-        return [_message(document) for document in documents]
+        return [_message(document, self.zone) for document in documents]
 
     async def _older_than(self, before: ObjectId) -> dict[str, Any]:
         anchor = await self._messages.find_one({"_id": before})
@@ -132,7 +145,9 @@ class MongoStore:
 
     async def check(self) -> str | None:
         try:
-            await self._client.admin.command("ping")
+            await asyncio.wait_for(self._client.admin.command("ping"), CHECK_TIMEOUT)
+        except TimeoutError:
+            return f"MongoDB did not answer a ping within {CHECK_TIMEOUT} s"
         except PyMongoError as exc:
             return f"MongoDB is unreachable: {exc}"
         return None
@@ -177,7 +192,7 @@ def _document(message: ChatMessage) -> dict[str, Any]:
     }
 
 
-def _message(document: dict[str, Any]) -> ChatMessage:
+def _message(document: dict[str, Any], zone: datetime.tzinfo) -> ChatMessage:
     return ChatMessage(
         id=str(document["_id"]),
         chat_room_id=document["chat_room_id"],
@@ -186,7 +201,21 @@ def _message(document: dict[str, Any]) -> ChatMessage:
         message=document.get("message"),
         file_id=document.get("file_id"),
         file_name=document.get("file_name"),
-        create_at=str(document.get("create_at", "")),
+        create_at=_local_date_time(document.get("create_at"), zone),
         partition=document.get("partition"),
         offset=document.get("offset"),
     )
+
+
+def _local_date_time(value: Any, zone: datetime.tzinfo) -> str:
+    """
+    Return ``create_at`` as the seed's clients read it.
+
+    The gateway stores the string; Spring Data may have stored a
+    ``LocalDateTime`` as a BSON date (an instant), shown in ``zone``.
+    """
+    if not isinstance(value, datetime.datetime):
+        return "" if value is None else str(value)
+    local = value.astimezone(zone)
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{local.microsecond:06d}".rstrip("0") if local.microsecond else text

@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 from protocol import Command, Frame, HeartBeat, Limits, Parser
 
 __all__ = [
+    "CHAT_FIELDS",
     "STOMP_SUBPROTOCOLS",
     "TIMEOUT",
     "Closed",
@@ -34,6 +35,18 @@ __all__ = [
 
 TIMEOUT = 5.0
 STOMP_SUBPROTOCOLS = [Subprotocol("v10.stomp"), Subprotocol("v11.stomp"), Subprotocol("v12.stomp")]
+
+# The fields of a chat MESSAGE's JSON body, in the seed's order.
+CHAT_FIELDS = [
+    "id",
+    "chatRoomId",
+    "memberId",
+    "nickname",
+    "message",
+    "fileId",
+    "fileName",
+    "createAt",
+]
 
 Header = tuple[str, str]
 

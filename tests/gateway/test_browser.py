@@ -22,6 +22,7 @@ import pytest
 
 from gateway import Gateway
 from tests.conftest import GatewayFactory
+from tests.gateway.node import require_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
@@ -37,11 +38,7 @@ def _require_browser() -> None:
         pytest.fail(f"{CHROMIUM} is missing: run scripts/setup (apt-get install chromium)")
     if shutil.which("node") is None:
         pytest.fail("node is not on PATH: the browser test needs Node 20")
-    if not (JS_DIR / "node_modules" / "playwright-core" / "package.json").is_file():
-        pytest.fail(
-            f"playwright-core is not installed in {JS_DIR / 'node_modules'}: "
-            "run `npm ci --prefix tests/js` from the repository root"
-        )
+    require_packages("playwright-core")
 
 
 async def _get(url: str) -> tuple[int, Message, bytes]:

@@ -11,70 +11,26 @@ a raw socket offering ``v10.stomp, v11.stomp``). stompjs 2.3.3 also cuts any
 frame longer than 16 KiB characters into several WebSocket messages.
 
 Each test drives one ``node tests/js/legacy_client.cjs`` process (see its
-header) through the ``NodeClient`` helper of ``test_node_clients.py``.
+header) through the ``NodeClient`` helper of ``tests/gateway/node.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from gateway import Gateway
 from tests.conftest import GatewayFactory
-from tests.gateway.test_node_clients import (
-    OBJECT_ID,
-    Event,
-    NodeClient,
-    chat_message,
-    wait_registry,
-)
+from tests.gateway import node as nodejs
+from tests.gateway.node import SERVER, Event, NodeClient, Spawn, chat_message, wait_registry
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-SCRIPT = JS_DIR / "legacy_client.cjs"
-
-Spawn = Callable[..., Awaitable[NodeClient]]
-
-SERVER = "stomp-gateway/0.1.0"
 HELLO = "안녕하세요 👋🏽"
 SEED_HEADERS = {"Authorization": "Bearer x"}
 
-
-@pytest.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    """Start ``legacy_client.cjs`` processes; whatever still runs is killed afterwards."""
-    for package in ("stompjs", "sockjs-client", "ws"):
-        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
-            pytest.fail(
-                f"{package} is not installed in {JS_DIR / 'node_modules'}: "
-                "run `npm ci --prefix tests/js` from the repository root"
-            )
-    started: list[NodeClient] = []
-
-    async def start(**scenario: Any) -> NodeClient:
-        scenario.setdefault("timeoutMs", 60_000)
-        process = await asyncio.create_subprocess_exec(
-            "node",
-            str(SCRIPT),
-            json.dumps(scenario),
-            cwd=JS_DIR,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=2**22,
-        )
-        client = NodeClient(process)
-        started.append(client)
-        return client
-
-    yield start
-    for client in started:
-        await client.kill()
+spawn = nodejs.spawn_fixture("legacy_client.cjs", "stompjs", "sockjs-client", "ws")
 
 
 # How the legacy client reaches the gateway: (endpoint, transport, path, subprotocol).
@@ -125,13 +81,7 @@ class Legacy:
         assert done["protocol"] == self.subprotocol
         headers = done["headers"]
         # stompjs 2.3.3 offered accept-version:1.1,1.0.
-        assert headers == {
-            "version": "1.1",
-            "heart-beat": heart_beat[1],
-            "server": SERVER,
-            "session": headers["session"],
-        }
-        assert re.fullmatch(r"[0-9a-f]{16}", headers["session"])
+        nodejs.check_connected(headers, "1.1", heart_beat[1])
         # What the seed's client sends: its headers, then stompjs's own, no host.
         [connect] = self.node.of("sent", client)
         assert connect["data"] == (
@@ -179,16 +129,7 @@ class Legacy:
 
 def check_pong(event: Event, subscription: str) -> None:
     assert event["command"] == "MESSAGE"
-    assert event["body"] == "pong"
-    assert event["callback"] == subscription
-    assert OBJECT_ID.fullmatch(event["headers"]["message-id"])
-    assert event["headers"] == {
-        "subscription": subscription,
-        "destination": "/sub/pong",
-        "message-id": event["headers"]["message-id"],
-        "content-type": "text/plain;charset=UTF-8",
-        "content-length": "4",
-    }
+    nodejs.pong_message(event, subscription)
 
 
 def payload(event: Event) -> dict[str, Any]:

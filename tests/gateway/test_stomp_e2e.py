@@ -26,6 +26,7 @@ from protocol import Command, Frame, HeartBeat
 from tests.conftest import GatewayFactory
 
 from .stomp_client import (
+    CHAT_FIELDS,
     STOMP_SUBPROTOCOLS,
     Closed,
     StompTestClient,
@@ -472,16 +473,7 @@ async def test_chat_message_frame(make_gateway: GatewayFactory, open_client: Cli
     await client.send_chat(42, body)
     message = await client.expect(Command.MESSAGE)
     payload = json.loads(message.body)
-    assert list(payload) == [
-        "id",
-        "chatRoomId",
-        "memberId",
-        "nickname",
-        "message",
-        "fileId",
-        "fileName",
-        "createAt",
-    ]
+    assert list(payload) == CHAT_FIELDS
     assert payload["chatRoomId"] == 42
     assert payload["memberId"] == 17
     assert payload["nickname"] == "nick"

@@ -10,7 +10,7 @@ into 8 KiB WebSocket messages, as for Spring) and with a 200 ms
 
 Each test drives one ``node tests/js/variants_client.mjs`` process (see its
 header for the actions and the events it reports) through the ``NodeClient``
-helper of ``test_node_clients.py``.
+helper of ``tests/gateway/node.py``.
 """
 
 from __future__ import annotations
@@ -18,66 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gateway import Gateway
 from tests.conftest import GatewayFactory
-from tests.gateway.test_node_clients import (
-    OBJECT_ID,
-    Event,
-    NodeClient,
-    chat_message,
-    wait_registry,
-)
+from tests.gateway import node as nodejs
+from tests.gateway.node import Event, NodeClient, Spawn, chat_message, wait_registry
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-SCRIPT = JS_DIR / "variants_client.mjs"
-
-Spawn = Callable[..., Awaitable[NodeClient]]
-
-SERVER = "stomp-gateway/0.1.0"
 HELLO = "안녕하세요 👋🏽"
 
-
-@pytest.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    """Start ``variants_client.mjs`` processes; whatever still runs is killed afterwards."""
-    for package in ("@stomp/stompjs", "ws"):
-        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
-            pytest.fail(
-                f"{package} is not installed in {JS_DIR / 'node_modules'}: "
-                "run `npm ci --prefix tests/js` from the repository root"
-            )
-    started: list[NodeClient] = []
-
-    async def start(**scenario: Any) -> NodeClient:
-        scenario.setdefault("timeoutMs", 60_000)
-        process = await asyncio.create_subprocess_exec(
-            "node",
-            str(SCRIPT),
-            json.dumps(scenario),
-            cwd=JS_DIR,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=2**22,
-        )
-        client = NodeClient(process)
-        started.append(client)
-        return client
-
-    yield start
-    for client in started:
-        await client.kill()
-
-
-def url(port: int) -> str:
-    return f"ws://127.0.0.1:{port}/ws"
+spawn = nodejs.spawn_fixture("variants_client.mjs", "@stomp/stompjs", "ws")
 
 
 async def connect(
@@ -89,27 +39,11 @@ async def connect(
     **fields: Any,
 ) -> None:
     """Connect a client and check the CONNECTED frame (STOMP 1.2, ``v12.stomp``)."""
-    done = await node.do("connect", client=client, url=url(port), traceSend=True, **fields)
-    assert done["subprotocol"] == "v12.stomp"
-    headers = done["headers"]
-    assert headers == {
-        "version": "1.2",
-        "heart-beat": heart_beat,
-        "server": SERVER,
-        "session": headers["session"],
-    }
-    assert re.fullmatch(r"[0-9a-f]{16}", headers["session"])
-
-
-async def subscribe(node: NodeClient, client: str, destination: str, **fields: Any) -> str:
-    """Subscribe and wait for the RECEIPT; return the subscription id."""
-    receipt = f"sub-{client}-{len(node.events)}"
     done = await node.do(
-        "subscribe", client=client, destination=destination, receipt=receipt, **fields
+        "connect", client=client, url=nodejs.ws_url(port), traceSend=True, **fields
     )
-    assert done["receipt"]["headers"] == {"receipt-id": receipt}
-    subscription: str = done["id"]
-    return subscription
+    assert done["subprotocol"] == "v12.stomp"
+    nodejs.check_connected(done["headers"], "1.2", heart_beat)
 
 
 def sent_frames(node: NodeClient, client: str, command: str) -> list[Event]:
@@ -133,10 +67,10 @@ async def test_default_settings_publish_and_receive(gateway: Gateway, spawn: Spa
         "accept-version:1.2,1.1,1.0",
         "heart-beat:10000,10000",
     ]
-    room_a = await subscribe(node, "a", "/sub/chat/4")
-    pong_a = await subscribe(node, "a", "/sub/pong")
-    room_b = await subscribe(node, "b", "/sub/chat/4")
-    other_room_b = await subscribe(node, "b", "/sub/chat/5")
+    room_a = await node.subscribe("a", "/sub/chat/4")
+    pong_a = await node.subscribe("a", "/sub/pong")
+    room_b = await node.subscribe("b", "/sub/chat/4")
+    other_room_b = await node.subscribe("b", "/sub/chat/5")
     assert len(gateway.registry) == 4
 
     chat = {"memberId": 7, "nickname": "henhen", "message": HELLO}
@@ -175,16 +109,7 @@ async def test_default_settings_publish_and_receive(gateway: Gateway, spawn: Spa
     assert len(set(ids_a)) == 2
 
     [pong] = node.messages("a", "/sub/pong")
-    assert pong["body"] == "pong"
-    assert pong["callback"] == pong_a
-    assert OBJECT_ID.fullmatch(pong["headers"]["message-id"])
-    assert pong["headers"] == {
-        "subscription": pong_a,
-        "destination": "/sub/pong",
-        "message-id": pong["headers"]["message-id"],
-        "content-type": "text/plain;charset=UTF-8",
-        "content-length": "4",
-    }
+    nodejs.pong_message(pong, pong_a)
     assert node.messages("b", "/sub/pong") == []
     assert node.of("close") == []
     await node.finish()
@@ -195,8 +120,8 @@ async def test_force_binary_ws_frames(gateway: Gateway, spawn: Spawn) -> None:
     node = await spawn()
     options = {"forceBinaryWSFrames": True, "heartbeatIncoming": 0, "heartbeatOutgoing": 0}
     await connect(node, gateway.port, "bin", heart_beat="0,10000", options=options)
-    room = await subscribe(node, "bin", "/sub/chat/4")
-    pong = await subscribe(node, "bin", "/sub/pong")
+    room = await node.subscribe("bin", "/sub/chat/4")
+    pong = await node.subscribe("bin", "/sub/pong")
     chat = {"memberId": 7, "nickname": "henhen", "message": f"binary {HELLO}"}
     file = {"memberId": 7, "nickname": "henhen", "fileId": 12, "fileName": "사진.png"}
     for body in (chat, file):
@@ -233,8 +158,8 @@ async def test_split_large_frames(make_gateway: GatewayFactory, spawn: Spawn) ->
     }
     await connect(node, gateway.port, "big", heart_beat="0,10000", options=options)
     await connect(node, gateway.port, "reader", heart_beat="0,10000", options=options)
-    room_big = await subscribe(node, "big", "/sub/chat/4")
-    room_reader = await subscribe(node, "reader", "/sub/chat/4")
+    room_big = await node.subscribe("big", "/sub/chat/4")
+    room_reader = await node.subscribe("reader", "/sub/chat/4")
 
     # 60 KiB of numbered pieces: any lost, doubled or reordered chunk shows.
     # (ASCII: the whole SEND frame must stay under --max-frame-size, 64 KiB.)
@@ -267,7 +192,7 @@ async def test_reconnects_after_restart_and_resubscribes(
     node = await spawn()
     options = {"reconnectDelay": 200, "heartbeatIncoming": 0, "heartbeatOutgoing": 0}
     await connect(node, port, "a", heart_beat="0,10000", options=options)
-    first_id = await subscribe(node, "a", "/sub/chat/4", standing=True)
+    first_id = await node.subscribe("a", "/sub/chat/4", standing=True)
     before = {"memberId": 7, "nickname": "henhen", "message": "before restart"}
     await node.do("publish", client="a", destination="/pub/chat/4", body=json.dumps(before))
     [message] = await node.wait_messages("a", "/sub/chat/4", 1)

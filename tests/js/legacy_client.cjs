@@ -8,8 +8,8 @@
 //   * a raw `ws` WebSocket offering ['v10.stomp', 'v11.stomp'] (what
 //     `Stomp.client(url)` does in a browser).
 //
-// It speaks the same line protocol as stompjs_client.mjs, so the tests drive
-// it with the same NodeClient helper:
+// It speaks the same line protocol as stompjs_client.mjs (harness.cjs), so
+// the tests drive it with the same NodeClient helper (tests/gateway/node.py):
 //   node legacy_client.cjs '{"timeoutMs": 30000, "actions": [...]}'
 // then one JSON action per line on stdin; when stdin ends every client
 // DISCONNECTs and the process exits 0.
@@ -51,76 +51,19 @@
 
 'use strict';
 
-const { createInterface } = require('node:readline');
-
 const Stomp = require('stompjs');
 const SockJS = require('sockjs-client');
 const WebSocket = require('ws');
 
+const harness = require('./harness.cjs');
+
+const { bodiesOf, closeEvent, emit, entryOf, failWaiters, frameEvent, headersOf, need } = harness;
+const { sleep, start, subscribeReporting, waiting, withReceipt } = harness;
+
 const WS_PROTOCOLS = ['v10.stomp', 'v11.stomp']; // Stomp.client()'s default
 
-const scenario = parseScenario(process.argv[2]);
-const clients = new Map(); // name -> entry
-
-function parseScenario(text) {
-  if (text === undefined || text === '') return {};
-  try {
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new Error('the scenario must be a JSON object');
-    }
-    return value;
-  } catch (error) {
-    process.stderr.write(`legacy_client: invalid scenario argument: ${error.message}\n`);
-    process.exit(1);
-  }
-}
-
-function emit(event) {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-function fatal(message, code = 1) {
-  process.stderr.write(`legacy_client: ${message}\n`);
-  emit({ event: 'fatal', message });
-  process.exit(code);
-}
-
-process.on('uncaughtException', error => fatal(`uncaught exception: ${error.stack ?? error}`));
-process.on('unhandledRejection', error => fatal(`unhandled rejection: ${error?.stack ?? error}`));
-
-const timeoutMs = scenario.timeoutMs ?? 30_000;
-setTimeout(() => fatal(`global timeout of ${timeoutMs} ms reached`, 3), timeoutMs).unref();
-
-function need(action, key) {
-  if (action[key] === undefined) throw new Error(`action ${action.op} needs "${key}"`);
-  return action[key];
-}
-
-function entryOf(action) {
-  const name = need(action, 'client');
-  const entry = clients.get(name);
-  if (entry === undefined) throw new Error(`no client named ${JSON.stringify(name)}`);
-  return entry;
-}
-
-function frameEvent(event, name, frame) {
-  return {
-    event,
-    client: name,
-    command: frame.command,
-    headers: { ...frame.headers },
-    body: frame.body,
-  };
-}
-
-// Settle every pending wait of a connection with an error (it is gone).
-function failWaiters(entry, why) {
-  const waiters = [...entry.waiters];
-  entry.waiters.clear();
-  entry.receipts.clear();
-  for (const fail of waiters) fail(new Error(`client ${entry.name}: ${why}`));
-}
+const { serve } = start('legacy_client');
+const clients = new Map(); // name -> {name, client, socket, waiters, receipts, closed}
 
 function openSocket(action) {
   const url = need(action, 'url');
@@ -149,13 +92,13 @@ function connect(action) {
 
   client.onreceipt = frame => {
     const id = frame.headers['receipt-id'];
-    const waiting = entry.receipts.get(id);
-    if (waiting === undefined) {
+    const settle = entry.receipts.get(id);
+    if (settle === undefined) {
       emit(frameEvent('unhandledReceipt', name, frame));
       return;
     }
     entry.receipts.delete(id);
-    waiting(frame);
+    settle(frame);
   };
   // A MESSAGE whose subscription has no callback any more.
   client.onreceive = frame => emit({ ...messageEvent(name, null, frame), event: 'unhandledMessage' });
@@ -183,7 +126,8 @@ function connect(action) {
         // a string when the socket closed.
         if (typeof error === 'string') {
           emit({ event: 'lost', client: name, message: error });
-          failWaiters(entry, `connection lost: ${error}`);
+          entry.receipts.clear();
+          failWaiters(entry.waiters, `client ${name}: connection lost: ${error}`);
         } else {
           emit(frameEvent('stompError', name, error));
         }
@@ -201,13 +145,7 @@ function connect(action) {
     const onclose = socket.onclose;
     socket.onclose = event => {
       entry.closed = true;
-      emit({
-        event: 'close',
-        client: name,
-        code: event.code,
-        reason: String(event.reason ?? ''),
-        wasClean: Boolean(event.wasClean),
-      });
+      emit(closeEvent(name, event));
       return onclose(event);
     };
   });
@@ -225,84 +163,39 @@ function messageEvent(name, callbackId, frame) {
   };
 }
 
+// A promise that settles with the RECEIPT, or fails if the connection is lost
+// first (undefined when no receipt is asked for).
 function receiptOf(entry, receiptId) {
-  return new Promise((resolve, reject) => {
-    entry.waiters.add(reject);
-    entry.receipts.set(receiptId, frame => {
-      entry.waiters.delete(reject);
-      resolve(frame);
-    });
-  });
+  if (receiptId === undefined) return undefined;
+  return waiting(entry.waiters, settle => entry.receipts.set(receiptId, settle));
 }
 
 async function subscribe(action) {
-  const entry = entryOf(action);
-  const headers = { ...(action.headers ?? {}) };
-  let receipt;
-  if (action.receipt !== undefined) {
-    headers.receipt = action.receipt;
-    receipt = receiptOf(entry, action.receipt);
-  }
-  const holder = {};
-  const subscription = entry.client.subscribe(
-    need(action, 'destination'),
-    frame => emit(messageEvent(entry.name, holder.id, frame)),
-    headers,
-  );
-  holder.id = subscription.id;
-  const result = { id: subscription.id };
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', entry.name, await receipt);
-  return result;
+  const entry = entryOf(clients, action);
+  const headers = headersOf(action);
+  const receipt = receiptOf(entry, action.receipt);
+  const id = subscribeReporting(entry, need(action, 'destination'), headers, messageEvent);
+  return withReceipt({ id }, entry.name, receipt);
 }
 
 function unsubscribe(action) {
-  entryOf(action).client.unsubscribe(need(action, 'id'));
+  entryOf(clients, action).client.unsubscribe(need(action, 'id'));
   return {};
 }
 
 async function send(action) {
-  const entry = entryOf(action);
+  const entry = entryOf(clients, action);
   const destination = need(action, 'destination');
-  const bodies = action.bodies ?? [need(action, 'body')];
-  let receipt;
-  if (action.receipt !== undefined) {
-    if (bodies.length !== 1) throw new Error('a receipt needs a single body');
-    receipt = receiptOf(entry, action.receipt);
-  }
-  for (const body of bodies) {
-    // Client.send() adds "destination" to the object it is given: a fresh one each time.
-    const headers = { ...(action.headers ?? {}) };
-    if (action.receipt !== undefined) headers.receipt = action.receipt;
-    entry.client.send(destination, headers, body);
-  }
-  const result = { sent: bodies.length };
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', entry.name, await receipt);
-  return result;
+  const bodies = bodiesOf(action);
+  const receipt = receiptOf(entry, action.receipt);
+  // Client.send() adds "destination" to the object it is given: a fresh one each time.
+  for (const body of bodies) entry.client.send(destination, headersOf(action), body);
+  return withReceipt({ sent: bodies.length }, entry.name, receipt);
 }
 
 function disconnect(action) {
-  const entry = entryOf(action);
+  const entry = entryOf(clients, action);
   return new Promise(resolve => entry.client.disconnect(() => resolve({})));
-}
-
-const OPERATIONS = {
-  connect,
-  subscribe,
-  unsubscribe,
-  send,
-  disconnect,
-  sleep: action => new Promise(resolve => setTimeout(() => resolve({}), need(action, 'ms'))),
-};
-
-async function run(action, index) {
-  const seq = action.seq ?? index;
-  try {
-    const operation = OPERATIONS[action.op];
-    if (operation === undefined) throw new Error(`unknown op ${JSON.stringify(action.op)}`);
-    emit({ event: 'done', seq, op: action.op, ...(await operation(action)) });
-  } catch (error) {
-    throw new Error(`action #${seq} ${JSON.stringify(action)} failed: ${error.message}`);
-  }
 }
 
 async function shutdown() {
@@ -311,25 +204,8 @@ async function shutdown() {
       await new Promise(resolve => entry.client.disconnect(resolve));
     }
   }
-}
-
-async function main() {
-  let index = 0;
-  for (const action of scenario.actions ?? []) await run(action, index++);
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    let action;
-    try {
-      action = JSON.parse(line);
-    } catch (error) {
-      throw new Error(`invalid action line ${JSON.stringify(line)}: ${error.message}`);
-    }
-    await run(action, index++);
-  }
-  await shutdown();
   // Let the DISCONNECTs and close frames go out before exiting.
-  setTimeout(() => process.exit(0), 50);
+  await new Promise(resolve => setTimeout(resolve, 50));
 }
 
-main().catch(error => fatal(error.message));
+serve({ connect, subscribe, unsubscribe, send, disconnect, sleep }, shutdown);

@@ -3,7 +3,7 @@
 // (tests/gateway/test_node_clients.py): the real @stomp/stompjs 7 `Client`
 // over the `ws` WebSocket implementation, driven by JSON actions.
 //
-// Usage:
+// Usage (the line protocol of harness.cjs):
 //   node stompjs_client.mjs '{"timeoutMs": 30000, "actions": [...]}'
 //
 // The optional argv scenario runs first; then one JSON action per line is
@@ -43,169 +43,57 @@
 // is reported on stderr and as {"event":"fatal",...}, and the exit code is
 // non-zero: 1 for errors, 3 for the global timeout.
 
-import { createInterface } from 'node:readline';
-
-import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
-const PROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+import harness from './harness.cjs';
+import { PROTOCOLS, activate, messageEvent, receiptOf } from './stompjs7.mjs';
 
-const scenario = parseScenario(process.argv[2]);
-const clients = new Map(); // name -> {client, socket, subscriptions}
+const { bodiesOf, emit, entryOf, frameEvent, headersOf, need, sleep, start } = harness;
+const { subscribeReporting, withReceipt } = harness;
+
+const { scenario, serve } = start('stompjs_client');
+const clients = new Map(); // name -> {name, client, socket, closeWaiters}
 const raws = new Map(); // name -> ws
 
-function parseScenario(text) {
-  if (text === undefined || text === '') return {};
-  try {
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new Error('the scenario must be a JSON object');
-    }
-    return value;
-  } catch (error) {
-    process.stderr.write(`stompjs_client: invalid scenario argument: ${error.message}\n`);
-    process.exit(1);
-  }
-}
-
-function emit(event) {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-function fatal(message, code = 1) {
-  process.stderr.write(`stompjs_client: ${message}\n`);
-  emit({ event: 'fatal', message });
-  process.exit(code);
-}
-
-process.on('uncaughtException', error => fatal(`uncaught exception: ${error.stack ?? error}`));
-process.on('unhandledRejection', error => fatal(`unhandled rejection: ${error?.stack ?? error}`));
-
-const timeoutMs = scenario.timeoutMs ?? 30_000;
-setTimeout(() => fatal(`global timeout of ${timeoutMs} ms reached`, 3), timeoutMs).unref();
-
-function debugFor(name) {
-  if (!scenario.debug) return () => {};
-  return text => process.stderr.write(`[${name}] ${text}\n`);
-}
-
-function frameEvent(event, name, frame) {
-  return { event, client: name, command: frame.command, headers: { ...frame.headers }, body: frame.body };
-}
-
-function need(action, key) {
-  if (action[key] === undefined) throw new Error(`action ${action.op} needs "${key}"`);
-  return action[key];
-}
-
 function stompClient(action) {
-  const name = need(action, 'client');
-  const entry = clients.get(name);
-  if (entry === undefined) throw new Error(`no STOMP client named ${JSON.stringify(name)}`);
-  return entry;
-}
-
-// A promise that settles when the RECEIPT arrives, or fails if the socket closes first.
-function receiptOf(entry, receiptId) {
-  return new Promise((resolve, reject) => {
-    entry.closeWaiters.add(reject);
-    entry.client.watchForReceipt(receiptId, frame => {
-      entry.closeWaiters.delete(reject);
-      resolve(frame);
-    });
-  });
+  return entryOf(clients, action, 'STOMP client');
 }
 
 function connect(action) {
   const name = need(action, 'client');
   if (clients.has(name) || raws.has(name)) throw new Error(`client ${name} already exists`);
   const url = need(action, 'url');
-  const entry = { client: undefined, socket: undefined, closeWaiters: new Set() };
+  const entry = { name, client: undefined, socket: undefined, closeWaiters: new Set() };
   clients.set(name, entry);
-  return new Promise((resolve, reject) => {
-    entry.closeWaiters.add(reject);
-    const client = new Client({
-      webSocketFactory: () => {
-        const socket = new WebSocket(url, PROTOCOLS);
-        if (action.muteHeartbeats) {
-          // Promise heart-beats in CONNECT, then never send them.
-          const send = socket.send.bind(socket);
-          socket.send = (data, ...rest) => (data === '\n' ? undefined : send(data, ...rest));
-        }
-        entry.socket = socket;
-        return socket;
-      },
-      reconnectDelay: 0,
-      heartbeatIncoming: action.heartbeatIncoming ?? 0,
-      heartbeatOutgoing: action.heartbeatOutgoing ?? 0,
-      connectHeaders: action.connectHeaders ?? {},
-      debug: debugFor(name),
-      onConnect: frame => {
-        entry.closeWaiters.delete(reject);
-        emit(frameEvent('connected', name, frame));
-        resolve({ headers: { ...frame.headers }, subprotocol: entry.socket.protocol });
-      },
-      onStompError: frame => emit(frameEvent('stompError', name, frame)),
-      onUnhandledMessage: message => emit(messageEvent(name, null, message)),
-      onUnhandledReceipt: frame => emit(frameEvent('unhandledReceipt', name, frame)),
-      onUnhandledFrame: frame => emit(frameEvent('unhandledFrame', name, frame)),
-      onHeartbeatReceived: () => emit({ event: 'heartbeat', client: name }),
-      onHeartbeatLost: () => emit({ event: 'heartbeatLost', client: name }),
-      onWebSocketError: error => emit({ event: 'wsError', client: name, message: String(error?.message ?? error) }),
-      onWebSocketClose: closeEvent => {
-        emit({
-          event: 'close',
-          client: name,
-          code: closeEvent.code,
-          reason: String(closeEvent.reason ?? ''),
-          wasClean: Boolean(closeEvent.wasClean),
-        });
-        const waiters = [...entry.closeWaiters];
-        entry.closeWaiters.clear();
-        for (const fail of waiters) {
-          fail(new Error(`client ${name}: socket closed (code ${closeEvent.code}) while waiting`));
-        }
-      },
-    });
-    entry.client = client;
-    client.activate();
-  });
-}
-
-function messageEvent(name, callbackId, message) {
-  const bytes = message.binaryBody;
-  return {
-    event: callbackId === null ? 'unhandledMessage' : 'message',
-    client: name,
-    callback: callbackId,
-    command: message.command,
-    headers: { ...message.headers },
-    body: message.body,
-    bodyBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
-    isBinaryBody: message.isBinaryBody,
+  const settings = {
+    webSocketFactory: () => {
+      const socket = new WebSocket(url, PROTOCOLS);
+      if (action.muteHeartbeats) {
+        // Promise heart-beats in CONNECT, then never send them.
+        const send = socket.send.bind(socket);
+        socket.send = (data, ...rest) => (data === '\n' ? undefined : send(data, ...rest));
+      }
+      entry.socket = socket;
+      return socket;
+    },
+    reconnectDelay: 0,
+    heartbeatIncoming: action.heartbeatIncoming ?? 0,
+    heartbeatOutgoing: action.heartbeatOutgoing ?? 0,
+    connectHeaders: action.connectHeaders ?? {},
   };
+  const onConnect = (frame, connected) => {
+    emit(frameEvent('connected', name, frame));
+    connected(frame);
+  };
+  return activate(entry, settings, onConnect, scenario.debug);
 }
 
 async function subscribe(action) {
   const entry = stompClient(action);
-  const name = action.client;
-  const headers = { ...(action.headers ?? {}) };
-  if (action.id !== undefined) headers.id = action.id;
-  let receipt;
-  if (action.receipt !== undefined) {
-    headers.receipt = action.receipt;
-    receipt = receiptOf(entry, action.receipt);
-  }
-  const holder = {};
-  const subscription = entry.client.subscribe(
-    need(action, 'destination'),
-    message => emit(messageEvent(name, holder.id, message)),
-    headers,
-  );
-  holder.id = subscription.id;
-  const result = { id: subscription.id };
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', name, await receipt);
-  return result;
+  const headers = headersOf(action, action.id === undefined ? {} : { id: action.id });
+  const receipt = receiptOf(entry, action.receipt);
+  const id = subscribeReporting(entry, need(action, 'destination'), headers, messageEvent);
+  return withReceipt({ id }, entry.name, receipt);
 }
 
 function unsubscribe(action) {
@@ -216,18 +104,11 @@ function unsubscribe(action) {
 async function publish(action) {
   const entry = stompClient(action);
   const destination = need(action, 'destination');
-  const headers = { ...(action.headers ?? {}) };
-  const bodies = action.bodies ?? [need(action, 'body')];
-  let receipt;
-  if (action.receipt !== undefined) {
-    if (bodies.length !== 1) throw new Error('a receipt needs a single body');
-    headers.receipt = action.receipt;
-    receipt = receiptOf(entry, action.receipt);
-  }
+  const headers = headersOf(action);
+  const bodies = bodiesOf(action);
+  const receipt = receiptOf(entry, action.receipt);
   for (const body of bodies) entry.client.publish({ destination, headers, body });
-  const result = { published: bodies.length };
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', action.client, await receipt);
-  return result;
+  return withReceipt({ published: bodies.length }, entry.name, receipt);
 }
 
 function rawConnect(action) {
@@ -270,29 +151,6 @@ async function disconnect(action) {
   return {};
 }
 
-const OPERATIONS = {
-  connect,
-  subscribe,
-  unsubscribe,
-  publish,
-  rawConnect,
-  terminate,
-  disconnect,
-  sleep: action => new Promise(resolve => setTimeout(() => resolve({}), need(action, 'ms'))),
-  exit: action => process.exit(action.code ?? 0),
-};
-
-async function run(action, index) {
-  const seq = action.seq ?? index;
-  try {
-    const operation = OPERATIONS[action.op];
-    if (operation === undefined) throw new Error(`unknown op ${JSON.stringify(action.op)}`);
-    emit({ event: 'done', seq, op: action.op, ...(await operation(action)) });
-  } catch (error) {
-    throw new Error(`action #${seq} ${JSON.stringify(action)} failed: ${error.message}`);
-  }
-}
-
 async function shutdown() {
   for (const entry of clients.values()) {
     if (entry.client !== undefined) await entry.client.deactivate();
@@ -300,22 +158,17 @@ async function shutdown() {
   for (const socket of raws.values()) socket.terminate();
 }
 
-async function main() {
-  let index = 0;
-  for (const action of scenario.actions ?? []) await run(action, index++);
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    let action;
-    try {
-      action = JSON.parse(line);
-    } catch (error) {
-      throw new Error(`invalid action line ${JSON.stringify(line)}: ${error.message}`);
-    }
-    await run(action, index++);
-  }
-  await shutdown();
-  process.exit(0);
-}
-
-main().catch(error => fatal(error.message));
+serve(
+  {
+    connect,
+    subscribe,
+    unsubscribe,
+    publish,
+    rawConnect,
+    terminate,
+    disconnect,
+    sleep,
+    exit: action => process.exit(action.code ?? 0),
+  },
+  shutdown,
+);

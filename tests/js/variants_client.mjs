@@ -5,8 +5,8 @@
 // splitLargeFrames with a small maxWebSocketChunkSize, and automatic
 // reconnection with re-subscription in onConnect.
 //
-// Same line protocol as stompjs_client.mjs (driven by the same NodeClient
-// helper):
+// Same line protocol as stompjs_client.mjs (harness.cjs; driven by the same
+// NodeClient helper, tests/gateway/node.py):
 //   node variants_client.mjs '{"timeoutMs": 30000, "actions": [...]}'
 // then one JSON action per line on stdin; when stdin ends, every client is
 // deactivated (DISCONNECT) and the process exits 0.
@@ -46,86 +46,16 @@
 //   {"op":"disconnect","client":C}
 //   {"op":"sleep","ms":MS}
 
-import { createInterface } from 'node:readline';
-
-import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
-const PROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+import harness from './harness.cjs';
+import { PROTOCOLS, activate, messageEvent, receiptOf } from './stompjs7.mjs';
 
-const scenario = parseScenario(process.argv[2]);
+const { emit, entryOf, frameEvent, headersOf, need, sleep, start } = harness;
+const { subscribeReporting, withReceipt } = harness;
+
+const { scenario, serve } = start('variants_client');
 const clients = new Map(); // name -> entry
-
-function parseScenario(text) {
-  if (text === undefined || text === '') return {};
-  try {
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new Error('the scenario must be a JSON object');
-    }
-    return value;
-  } catch (error) {
-    process.stderr.write(`variants_client: invalid scenario argument: ${error.message}\n`);
-    process.exit(1);
-  }
-}
-
-function emit(event) {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-function fatal(message, code = 1) {
-  process.stderr.write(`variants_client: ${message}\n`);
-  emit({ event: 'fatal', message });
-  process.exit(code);
-}
-
-process.on('uncaughtException', error => fatal(`uncaught exception: ${error.stack ?? error}`));
-process.on('unhandledRejection', error => fatal(`unhandled rejection: ${error?.stack ?? error}`));
-
-const timeoutMs = scenario.timeoutMs ?? 30_000;
-setTimeout(() => fatal(`global timeout of ${timeoutMs} ms reached`, 3), timeoutMs).unref();
-
-function need(action, key) {
-  if (action[key] === undefined) throw new Error(`action ${action.op} needs "${key}"`);
-  return action[key];
-}
-
-function entryOf(action) {
-  const name = need(action, 'client');
-  const entry = clients.get(name);
-  if (entry === undefined) throw new Error(`no client named ${JSON.stringify(name)}`);
-  return entry;
-}
-
-function frameEvent(event, name, frame) {
-  return { event, client: name, command: frame.command, headers: { ...frame.headers }, body: frame.body };
-}
-
-function messageEvent(name, callbackId, message) {
-  const bytes = message.binaryBody;
-  return {
-    event: callbackId === null ? 'unhandledMessage' : 'message',
-    client: name,
-    callback: callbackId,
-    command: message.command,
-    headers: { ...message.headers },
-    body: message.body,
-    bodyBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
-    isBinaryBody: message.isBinaryBody,
-  };
-}
-
-// A promise that settles with the RECEIPT, or fails if the socket closes first.
-function receiptOf(entry, receiptId) {
-  return new Promise((resolve, reject) => {
-    entry.closeWaiters.add(reject);
-    entry.client.watchForReceipt(receiptId, frame => {
-      entry.closeWaiters.delete(reject);
-      resolve(frame);
-    });
-  });
-}
 
 function traceSend(entry, socket) {
   const send = socket.send.bind(socket);
@@ -145,16 +75,10 @@ function traceSend(entry, socket) {
 }
 
 function subscribeNow(entry, destination, receipt) {
-  const holder = {};
   const headers = receipt === undefined ? {} : { receipt };
-  const waiting = receipt === undefined ? undefined : receiptOf(entry, receipt);
-  const subscription = entry.client.subscribe(
-    destination,
-    message => emit(messageEvent(entry.name, holder.id, message)),
-    headers,
-  );
-  holder.id = subscription.id;
-  return { id: subscription.id, receipt: waiting };
+  const waiting = receiptOf(entry, receipt);
+  const id = subscribeReporting(entry, destination, headers, messageEvent);
+  return { id, receipt: waiting };
 }
 
 // onConnect after a reconnect: subscribe to the standing destinations again.
@@ -181,122 +105,54 @@ function connect(action) {
   const url = need(action, 'url');
   const entry = { name, client: undefined, socket: undefined, closeWaiters: new Set(), standing: [], count: 0 };
   clients.set(name, entry);
-  return new Promise((resolve, reject) => {
-    entry.closeWaiters.add(reject);
-    const client = new Client({
-      ...(action.options ?? {}),
-      webSocketFactory: () => {
-        const socket = new WebSocket(url, action.protocols ?? PROTOCOLS);
-        if (action.traceSend) traceSend(entry, socket);
-        entry.socket = socket;
-        return socket;
-      },
-      debug: scenario.debug ? text => process.stderr.write(`[${name}] ${text}\n`) : () => {},
-      onConnect: frame => {
-        entry.count += 1;
-        emit({
-          ...frameEvent('connected', name, frame),
-          count: entry.count,
-          subprotocol: entry.socket.protocol,
-        });
-        if (entry.count === 1) {
-          entry.closeWaiters.delete(reject);
-          resolve({ headers: { ...frame.headers }, subprotocol: entry.socket.protocol });
-        } else {
-          void resubscribe(entry, entry.count);
-        }
-      },
-      onStompError: frame => emit(frameEvent('stompError', name, frame)),
-      onUnhandledMessage: message => emit(messageEvent(name, null, message)),
-      onUnhandledReceipt: frame => emit(frameEvent('unhandledReceipt', name, frame)),
-      onUnhandledFrame: frame => emit(frameEvent('unhandledFrame', name, frame)),
-      onHeartbeatReceived: () => emit({ event: 'heartbeat', client: name }),
-      onHeartbeatLost: () => emit({ event: 'heartbeatLost', client: name }),
-      onWebSocketError: error => emit({ event: 'wsError', client: name, message: String(error?.message ?? error) }),
-      onWebSocketClose: closeEvent => {
-        emit({
-          event: 'close',
-          client: name,
-          code: closeEvent.code,
-          reason: String(closeEvent.reason ?? ''),
-          wasClean: Boolean(closeEvent.wasClean),
-        });
-        const waiters = [...entry.closeWaiters];
-        entry.closeWaiters.clear();
-        for (const fail of waiters) {
-          fail(new Error(`client ${name}: socket closed (code ${closeEvent.code}) while waiting`));
-        }
-      },
+  const settings = {
+    ...(action.options ?? {}),
+    webSocketFactory: () => {
+      const socket = new WebSocket(url, action.protocols ?? PROTOCOLS);
+      if (action.traceSend) traceSend(entry, socket);
+      entry.socket = socket;
+      return socket;
+    },
+  };
+  const onConnect = (frame, connected) => {
+    entry.count += 1;
+    emit({
+      ...frameEvent('connected', name, frame),
+      count: entry.count,
+      subprotocol: entry.socket.protocol,
     });
-    entry.client = client;
-    client.activate();
-  });
+    if (entry.count === 1) {
+      connected(frame);
+    } else {
+      void resubscribe(entry, entry.count);
+    }
+  };
+  return activate(entry, settings, onConnect, scenario.debug);
 }
 
 async function subscribe(action) {
-  const entry = entryOf(action);
+  const entry = entryOf(clients, action);
   const destination = need(action, 'destination');
   if (action.standing) entry.standing.push(destination);
   const { id, receipt } = subscribeNow(entry, destination, action.receipt);
-  const result = { id };
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', entry.name, await receipt);
-  return result;
+  return withReceipt({ id }, entry.name, receipt);
 }
 
 async function publish(action) {
-  const entry = entryOf(action);
-  const headers = { ...(action.headers ?? {}) };
-  let receipt;
-  if (action.receipt !== undefined) {
-    headers.receipt = action.receipt;
-    receipt = receiptOf(entry, action.receipt);
-  }
+  const entry = entryOf(clients, action);
+  const headers = headersOf(action);
+  const receipt = receiptOf(entry, action.receipt);
   entry.client.publish({ destination: need(action, 'destination'), headers, body: need(action, 'body') });
-  const result = {};
-  if (receipt !== undefined) result.receipt = frameEvent('receipt', entry.name, await receipt);
-  return result;
+  return withReceipt({}, entry.name, receipt);
 }
 
 async function disconnect(action) {
-  await entryOf(action).client.deactivate();
+  await entryOf(clients, action).client.deactivate();
   return {};
 }
 
-const OPERATIONS = {
-  connect,
-  subscribe,
-  publish,
-  disconnect,
-  sleep: action => new Promise(resolve => setTimeout(() => resolve({}), need(action, 'ms'))),
-};
-
-async function run(action, index) {
-  const seq = action.seq ?? index;
-  try {
-    const operation = OPERATIONS[action.op];
-    if (operation === undefined) throw new Error(`unknown op ${JSON.stringify(action.op)}`);
-    emit({ event: 'done', seq, op: action.op, ...(await operation(action)) });
-  } catch (error) {
-    throw new Error(`action #${seq} ${JSON.stringify(action)} failed: ${error.message}`);
-  }
-}
-
-async function main() {
-  let index = 0;
-  for (const action of scenario.actions ?? []) await run(action, index++);
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    let action;
-    try {
-      action = JSON.parse(line);
-    } catch (error) {
-      throw new Error(`invalid action line ${JSON.stringify(line)}: ${error.message}`);
-    }
-    await run(action, index++);
-  }
+async function shutdown() {
   for (const entry of clients.values()) await entry.client.deactivate();
-  process.exit(0);
 }
 
-main().catch(error => fatal(error.message));
+serve({ connect, subscribe, publish, disconnect, sleep }, shutdown);

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import zoneinfo
+from collections.abc import Awaitable
 from typing import Any
 
 from kafka_bridge import Delivery, MessageBus
@@ -88,15 +89,15 @@ class ChatService:
         self.recent = recent
         bus.add_listener(self.fan_out)
 
-    async def publish(self, message: ChatMessage) -> None:
+    async def publish(self, message: ChatMessage) -> Awaitable[None] | None:
         """
-        Return once the bus has ``message``; it then reaches every subscriber.
+        Queue ``message`` on the bus, in order; see :meth:`MessageBus.publish`.
 
         Raises:
             PublishError: The bus did not take it.
 
         """
-        await self.bus.publish(str(message.chat_room_id), message.to_json())
+        return await self.bus.publish(str(message.chat_room_id), message.to_json())
 
     def compose(self, room_id: int, body: bytes) -> ChatMessage:
         """

@@ -59,6 +59,8 @@ SERVER_NAME = "stomp-gateway/0.1.0"
 RECOVERY_HEADER = "x-last-message-id"
 # ...and is told on its RECEIPT and first MESSAGE whether the gap was filled.
 RECOVERED_HEADER = "x-recovered"
+# SENDs awaiting the bus per connection before it stops reading that client.
+MAX_IN_FLIGHT = 1000
 
 
 class StompConnection:
@@ -91,6 +93,8 @@ class StompConnection:
         self._closer: asyncio.Task[None] | None = None
         self._released: int | None = None  # subscriptions removed at the end
         self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
+        self._completions: asyncio.Task[None] | None = None  # the last frame awaiting the bus
+        self._in_flight = 0
 
     @property
     def version(self) -> str:
@@ -196,20 +200,66 @@ class StompConnection:
     async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
         logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
         receipt = frame.get("receipt")
+        pending: list[Awaitable[None]] = []
+        error = None
         try:
             # Check every effect before any takes place: a COMMIT whose held
             # frames include a bad one is refused as a whole.
             actions = [self._prepare(effect) for effect in effects]
             for action in actions:
-                await action()
+                if (done := await action()) is not None:
+                    pending.append(done)
         except ApplicationError as exc:
-            self._report(exc.reason, frame, receipt)
-            return
+            error = exc.reason
         except ProtocolError as exc:
             if exc.receipt_id is None:
                 exc.receipt_id = receipt
             raise
         extra, self._receipt_headers = self._receipt_headers, ()
+        if not pending and self._completions is None:
+            if error is None:
+                self._conclude(frame, receipt, extra)
+            else:
+                self._report(error, frame, receipt)
+            return
+        # Publishing is pipelined: the next frames are read while the bus
+        # acknowledges, and RECEIPTs (or errors) follow in the frames' order.
+        previous = self._completions
+        self._completions = asyncio.create_task(
+            self._complete(frame, receipt, extra, pending, previous, error)
+        )
+        self._in_flight += 1
+        if self._in_flight > MAX_IN_FLIGHT:
+            await asyncio.wait({self._completions})  # back-pressure on this client
+
+    async def _complete(
+        self,
+        frame: Frame,
+        receipt: str | None,
+        extra: Headers,
+        pending: list[Awaitable[None]],
+        previous: asyncio.Task[None] | None,
+        error: str | None,
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait({previous})
+            for done in pending:
+                try:
+                    await done
+                except PublishError as exc:
+                    error = error or f"message not sent: {exc}"
+            if error is None:
+                self._conclude(frame, receipt, extra)
+            else:
+                self._report(error, frame, receipt)
+        finally:
+            self._in_flight -= 1
+            if self._completions is asyncio.current_task():
+                self._completions = None
+
+    def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
+        """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
         if receipt is not None and frame.command not in (Command.CONNECT, Command.STOMP):
             # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
             self._send(receipt_frame(receipt, extra))
@@ -292,9 +342,9 @@ class StompConnection:
             return _now(self._pong)
         return _now(self._relay, frame, destination)
 
-    async def _publish(self, message: ChatMessage) -> None:
+    async def _publish(self, message: ChatMessage) -> Awaitable[None] | None:
         try:
-            await self.gateway.chat.publish(message)
+            return await self.gateway.chat.publish(message)
         except PublishError as exc:
             raise ApplicationError(f"message not sent: {exc}") from None
 
@@ -550,7 +600,9 @@ class StompConnection:
         self._schedule_heart_beat()
 
 
-Action = Callable[[], Awaitable[None]]
+# An effect: it runs, then returns what is still to complete (a bus
+# acknowledgement), or None when it is done.
+Action = Callable[[], Awaitable[Awaitable[None] | None]]
 
 
 def _now(function: Callable[..., None], *args: Any) -> Action:
@@ -563,7 +615,7 @@ def _now(function: Callable[..., None], *args: Any) -> Action:
 
 
 async def _nothing() -> None:
-    pass
+    return None
 
 
 def _address(websocket: ServerConnection) -> str:

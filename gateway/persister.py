@@ -1,10 +1,12 @@
 """
 The persister: writes every message the bus carries to the store, in batches.
 
-It reads the bus as a durable listener (on Kafka, its own consumer group with
-committed offsets), so a message is stored once the bus has it, whichever
-instance received it and even after a crash. A batch is retried with backoff
-until the store takes it; only then does the bus move on. Writing is
+With a shared store (MongoDB) it reads the bus as a durable listener (on
+Kafka, its own consumer group with committed offsets), so a message is stored
+once the bus has it, whichever instance received it and even after a crash;
+the instances share the work. With a store of its own (in memory) each
+instance stores every message the fan-out delivers, so its history is whole.
+A batch is retried with backoff until the store takes it; writing is
 idempotent by message id, so a replay stores nothing twice.
 """
 
@@ -39,16 +41,54 @@ class Persister:
         self.bus = bus
         self.store = store
         self._closing = False
-        bus.add_durable_listener(GROUP, self._save)
+        self._local: list[Delivery] = []
+        self._in_flight = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        if store.shared:
+            bus.add_durable_listener(GROUP, self._save)
+        else:
+            bus.add_listener(self._collect)
 
     @property
     def lag(self) -> int:
         """Messages on the bus not yet in the store."""
-        return self.bus.durable_lag()
+        if self.store.shared:
+            return self.bus.durable_lag()
+        return len(self._local) + self._in_flight
 
-    def close(self) -> None:
-        """Stop retrying: what the store refuses from now on stays on the bus only."""
+    def start(self) -> None:
+        if not self.store.shared:
+            self._task = asyncio.create_task(self._run_local(), name="persister")
+
+    def stop_retrying(self) -> None:
+        """From now on, what the store refuses stays on the bus only."""
         self._closing = True
+
+    async def close(self) -> None:
+        """Store what this instance still holds (once), then stop."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._drain_local()
+
+    def _collect(self, delivery: Delivery) -> None:
+        self._local.append(delivery)
+        self._wakeup.set()
+
+    async def _run_local(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._drain_local()
+
+    async def _drain_local(self) -> None:
+        while self._local:
+            batch, self._local = self._local, []
+            self._in_flight = len(batch)
+            await self._save(batch)
+            self._in_flight = 0
 
     async def _save(self, deliveries: list[Delivery]) -> None:
         messages = [message for message in map(_message, deliveries) if message is not None]

@@ -135,6 +135,7 @@ class Gateway:
         """Connect the store and the bus, then start listening."""
         await self.store.start()
         await self.bus.start()
+        self.persister.start()
         self._server = await serve(
             self._serve,
             self.config.host,
@@ -186,7 +187,8 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        self.persister.close()
+        self.persister.stop_retrying()
         await self.bus.close()
+        await self.persister.close()
         await self.store.close()
         logger.info("stopped")

@@ -54,9 +54,14 @@ class MessageBus(Protocol):
     async def close(self) -> None:
         """Flush what was published and stop delivering."""
 
-    async def publish(self, key: str, value: bytes) -> None:
+    async def publish(self, key: str, value: bytes) -> Awaitable[None] | None:
         """
-        Return once the record is durable on the bus.
+        Queue a record; records published one after another keep their order.
+
+        Returns:
+            None when the record is durable already, or an awaitable that
+            completes once it is (and raises :class:`PublishError` if it
+            never is): callers may go on publishing meanwhile.
 
         Raises:
             PublishError: The record was not taken.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -83,6 +83,9 @@ class KafkaBus:
         self._listeners: list[Listener] = []
         self._durable: list[tuple[str, BatchHandler]] = []
         self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._running = False  # between a successful start() and close()
         self._consumers: list[AIOKafkaConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: dict[str, int] = {}
@@ -106,19 +109,14 @@ class KafkaBus:
         """
         try:
             partitions = await self._provision_topic()
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=1,
-                request_timeout_ms=int(self.settings.send_timeout * 1000),
-            )
+            self._producer = self._new_producer()
             await self._producer.start()
             fan_out = await self._start_consumer(partitions)
             groups = [(await self._start_group(group), handler) for group, handler in self._durable]
         except KafkaError as exc:
             await self.close()
             raise BusError(f"cannot use Kafka at {self.settings.bootstrap}: {exc}") from exc
+        self._running = True
         self._tasks.append(asyncio.create_task(self._consume(fan_out), name="kafka-fan-out"))
         for (group, _), (consumer, handler) in zip(self._durable, groups, strict=True):
             task = self._consume_durably(group, consumer, handler)
@@ -221,30 +219,81 @@ class KafkaBus:
         for listener in self._listeners:
             listener(delivery)
 
-    async def publish(self, key: str, value: bytes) -> None:
-        if self._producer is None:
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=1,
+            request_timeout_ms=int(self.settings.send_timeout * 1000),
+        )
+
+    async def _current_producer(self) -> AIOKafkaProducer:
+        """Return the producer, starting a new one if the last was retired."""
+        if not self._running:
             raise PublishError("the Kafka producer is not running")
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = self._new_producer()
+                try:
+                    await producer.start()
+                except KafkaError as exc:
+                    await producer.stop()
+                    raise PublishError(f"cannot reach Kafka: {exc!r}") from exc
+                self._producer = producer
+            return self._producer
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """
+        Replace a producer that failed a send.
+
+        An idempotent producer numbers its records; a batch that expired while
+        the broker was away leaves those numbers out of step, and aiokafka
+        0.14 then fails every later send with OutOfOrderSequenceNumber. A new
+        producer gets a new producer id and starts its numbering afresh.
+        """
+        retired = self._producer
+        if retired is None or retired is not producer:
+            return  # another failed send retired it already
+        self._producer = None
+        task = asyncio.create_task(retired.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def publish(self, key: str, value: bytes) -> Awaitable[None]:
+        producer = await self._current_producer()
         partition = partition_for(key, self.settings.partitions, self.settings.partitioner)
         try:
-            sent = await self._producer.send(
+            sent = await producer.send(
                 self.settings.topic, value, key=key.encode(), partition=partition
             )
+        except KafkaError as exc:
+            self._retire(producer)
+            raise PublishError(f"Kafka did not take the message: {exc!r}") from exc
+        return self._acknowledged(producer, sent)
+
+    async def _acknowledged(self, producer: AIOKafkaProducer, sent: Awaitable[Any]) -> None:
+        """Wait until Kafka acknowledged a record (acks=all: it is readable then)."""
+        try:
             # The producer expires the batch after request_timeout_ms; the
             # extra second only guards against a future that never resolves.
             await asyncio.wait_for(sent, self.settings.send_timeout + 1)
         except (KafkaError, TimeoutError) as exc:
+            self._retire(producer)
             raise PublishError(f"Kafka did not acknowledge the message: {exc!r}") from exc
 
     async def check(self) -> str | None:
-        if self._producer is None:
-            return "the Kafka producer is not running"
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2)
+            producer = await self._current_producer()
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 2)
+        except PublishError as exc:
+            return str(exc) if not self._running else f"Kafka is unreachable: {exc}"
         except (KafkaError, TimeoutError) as exc:
             return f"Kafka at {self.settings.bootstrap} is unreachable: {exc!r}"
         return None
 
     async def close(self) -> None:
+        self._running = False
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -252,6 +301,7 @@ class KafkaBus:
         if self._producer is not None:
             await self._producer.stop()  # flushes what was published
             self._producer = None
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         for consumer in self._consumers:
             await consumer.stop()
         self._consumers = []
@@ -272,8 +322,11 @@ async def _lag(consumer: AIOKafkaConsumer) -> int:
     return lag
 
 
-async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
-    for description in await admin.describe_topics([topic]):
-        if description["topic"] == topic and not description["error_code"]:
-            return sorted(p["partition"] for p in description["partitions"])
+async def _partitions(admin: AIOKafkaAdminClient, topic: str, attempts: int = 20) -> list[int]:
+    """Return the topic's partitions, waiting for a topic the broker is still creating."""
+    for _ in range(attempts):
+        for description in await admin.describe_topics([topic]):
+            if description["topic"] == topic and not description["error_code"]:
+                return sorted(p["partition"] for p in description["partitions"])
+        await asyncio.sleep(0.25)  # CreateTopics returned; metadata follows shortly
     raise BusError(f"topic {topic!r} cannot be described")

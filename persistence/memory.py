@@ -27,6 +27,8 @@ class InMemoryStore:
 
     """
 
+    shared = False  # each process keeps its own
+
     def __init__(self, per_room: int = 1000) -> None:
         self.per_room = per_room
         self._rooms: dict[int, _Room] = {}

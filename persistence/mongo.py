@@ -47,6 +47,8 @@ class MongoStore:
 
     """
 
+    shared = True  # every instance writes to and reads from the same database
+
     def __init__(
         self,
         uri: str,

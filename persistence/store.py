@@ -15,7 +15,16 @@ class StoreError(Exception):
 
 
 class MessageStore(Protocol):
-    """Keeps the chat history of every room."""
+    """
+    Keeps the chat history of every room.
+
+    Attributes:
+        shared: True when every gateway instance uses the same store
+            (MongoDB), False when each keeps its own (in memory).
+
+    """
+
+    shared: bool
 
     async def start(self) -> None:
         """Connect and prepare (indexes, ...)."""

@@ -285,6 +285,7 @@ async def spawn_gateway(tmp_path: Path) -> AsyncIterator[GatewaySpawner]:
 
 MONGO_LOCAL = REPO_ROOT / "scripts" / "mongo-local"
 
+
 def parse_mongo_uri(stdout: str) -> str:
     """Return the URI in scripts/mongo-local's ``MONGO_URI=mongodb://...`` line."""
     for line in stdout.splitlines():

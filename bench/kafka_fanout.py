@@ -35,14 +35,13 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _common import local_server
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol import Command, Frame, Limits, Parser
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka-local"
 STOMP_GATEWAY = Path(sys.executable).with_name("stomp-gateway")
 ROOM = 4
 ERRORS = "/user/queue/errors"
@@ -99,10 +98,10 @@ class Client:
             if frame.command is Command.RECEIPT and frame.get("receipt-id") == receipt:
                 return
 
-    async def send_chat(self, seq: int, receipt: bool) -> None:
+    async def send_chat(self, seq: int, receipt: bool, room: int = ROOM) -> None:
         text = f"{seq} {time.time_ns()}"
         body = json.dumps({"memberId": 1, "nickname": "bench", "message": text}).encode()
-        headers = [("destination", f"/pub/chat/{ROOM}"), ("content-type", "application/json")]
+        headers = [("destination", f"/pub/chat/{room}"), ("content-type", "application/json")]
         if receipt:
             headers.append(("receipt", str(seq)))
         await self.send("SEND", headers, body)
@@ -208,23 +207,9 @@ async def gateways(
         await asyncio.gather(*(stop_gateway(gateway) for gateway in started))
 
 
-@contextlib.contextmanager
-def broker(bootstrap: str | None) -> Any:
-    if bootstrap:
-        yield bootstrap
-        return
-    result = subprocess.run(
-        [str(KAFKA_LOCAL), "start"], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"scripts/kafka-local start failed:\n{result.stderr}")
-    started_here = "already running" not in result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("KAFKA_BOOTSTRAP="))
-    try:
-        yield line.removeprefix("KAFKA_BOOTSTRAP=")
-    finally:
-        if started_here:
-            subprocess.run([str(KAFKA_LOCAL), "stop"], capture_output=True, check=False)
+def broker(bootstrap: str | None) -> contextlib.AbstractContextManager[str]:
+    """The broker ``bootstrap``, else the one of ``scripts/kafka-local start``."""
+    return local_server("kafka-local", "KAFKA_BOOTSTRAP", bootstrap)
 
 
 # Measuring.

@@ -300,13 +300,23 @@ class StompConnection:
             self.remote,
             reason,
         )
-        headers = [("destination", ERRORS_DESTINATION), ("message-id", new_object_id())]
-        headers.append(("message", reason))
+        headers = [("message", reason)]
         if receipt is not None:
             headers.append(("receipt-id", receipt))
-        headers.append(("content-type", "text/plain;charset=UTF-8"))
-        template = MessageTemplate(tuple(headers), reason.encode())
-        for subscription in self.gateway.registry.of(self, ERRORS_DESTINATION):
+        self._tell(ERRORS_DESTINATION, reason, *headers)
+
+    def _tell(self, destination: str, text: str, *headers: tuple[str, str]) -> None:
+        """Send ``text`` to this session's own subscriptions to ``destination``."""
+        template = MessageTemplate(
+            (
+                ("destination", destination),
+                ("message-id", new_object_id()),
+                *headers,
+                ("content-type", "text/plain;charset=UTF-8"),
+            ),
+            text.encode(),
+        )
+        for subscription in self.gateway.registry.of(self, destination):
             self.deliver(subscription, template)
 
     # Frames.
@@ -339,7 +349,7 @@ class StompConnection:
             message = self.gateway.chat.compose(route.room_id, frame.body)
             return functools.partial(self._publish, message)
         if route.kind == "ping":
-            return _now(self._pong)
+            return _now(self._tell, self.gateway.router.pong_destination, "pong")
         return _now(self._relay, frame, destination)
 
     async def _publish(self, message: ChatMessage) -> Awaitable[None] | None:
@@ -347,19 +357,6 @@ class StompConnection:
             return await self.gateway.chat.publish(message)
         except PublishError as exc:
             raise ApplicationError(f"message not sent: {exc}") from None
-
-    def _pong(self) -> None:
-        destination = self.gateway.router.pong_destination
-        template = MessageTemplate(
-            (
-                ("destination", destination),
-                ("message-id", new_object_id()),
-                ("content-type", "text/plain;charset=UTF-8"),
-            ),
-            b"pong",
-        )
-        for subscription in self.gateway.registry.of(self, destination):
-            self.deliver(subscription, template)
 
     def _relay(self, frame: Frame, destination: str) -> None:
         """Relay a SEND to a broker destination as-is (``--allow-broker-send``)."""
@@ -483,10 +480,11 @@ class StompConnection:
     def _ack_key(self, frame: Frame) -> str:
         if self.version == "1.2":
             return frame.get("id", "")
-        message_id = frame.get("message-id", "")
-        if self.version == "1.1":
-            return f"{frame.get('subscription', '')}\n{message_id}"
-        return message_id
+        return self._message_key(frame.get("subscription", ""), frame.get("message-id", ""))
+
+    def _message_key(self, subscription_id: str, message_id: str) -> str:
+        """The key an ACK names before 1.2: message-id, with subscription in 1.1."""
+        return f"{subscription_id}\n{message_id}" if self.version == "1.1" else message_id
 
     # Writing.
 
@@ -522,9 +520,7 @@ class StompConnection:
         if self.version == "1.2":
             ack = str(next(self._ack_ids))
             return ack, ack
-        if self.version == "1.1":
-            return None, f"{subscription.id}\n{message_id}"
-        return None, message_id
+        return None, self._message_key(subscription.id, message_id)
 
     def _send(self, frame: Frame) -> None:
         logger.debug("session %s >>> %s %s", self.id, frame.command.value, frame.headers)

@@ -163,14 +163,7 @@ class KafkaBus:
         )
 
     async def _start_consumer(self, partitions: Sequence[int]) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-        )
-        await consumer.start()
-        self._consumers.append(consumer)
+        consumer = await self._started_consumer(group_id=None, auto_offset_reset="latest")
         assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
         consumer.assign(assigned)
         await consumer.seek_to_end(*assigned)
@@ -182,12 +175,17 @@ class KafkaBus:
     async def _start_group(self, group: str) -> AIOKafkaConsumer:
         # A group with no committed offsets starts at the oldest record: a
         # first deployment stores what the topic still holds.
+        return await self._started_consumer(
+            self.settings.topic, group_id=group, auto_offset_reset="earliest"
+        )
+
+    async def _started_consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
+        """Start a consumer (committing only by hand), closed with the bus."""
         consumer = AIOKafkaConsumer(
-            self.settings.topic,
+            *topics,
             bootstrap_servers=self.settings.bootstrap,
-            group_id=group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            **options,
         )
         await consumer.start()
         self._consumers.append(consumer)

@@ -65,31 +65,66 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def parse_kafka_bootstrap(stdout: str) -> str:
-    """Return the address in scripts/kafka-local's ``KAFKA_BOOTSTRAP=HOST:PORT`` line."""
-    for line in stdout.splitlines():
-        if line.startswith("KAFKA_BOOTSTRAP="):
-            return line.removeprefix("KAFKA_BOOTSTRAP=").strip()
-    raise ValueError(f"no KAFKA_BOOTSTRAP= line in {stdout!r}")
+def run_local(
+    script: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """
+    Run one of the project's server scripts (fail the test if it fails).
 
-
-def kafka_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``scripts/kafka-local ARGS`` (fail the test if it fails)."""
+    ``env`` is added to the environment: ``KAFKA_LOCAL_DIR`` or
+    ``MONGO_LOCAL_DIR`` runs a server of its own, apart from the shared one.
+    """
     result = subprocess.run(
-        [str(KAFKA_LOCAL), *args],
+        [str(script), *args],
         capture_output=True,
         text=True,
-        env=env,
-        timeout=300,
+        env=None if env is None else {**os.environ, **env},
+        timeout=timeout,
         check=False,
     )
     if result.returncode != 0:
         pytest.fail(
-            f"scripts/kafka-local {' '.join(args)} failed (exit {result.returncode}):\n"
+            f"scripts/{script.name} {' '.join(args)} failed (exit {result.returncode}):\n"
             f"{result.stderr[-4000:]}",
             pytrace=False,
         )
     return result
+
+
+def parse_address(stdout: str, variable: str) -> str:
+    """Return the address in a server script's ``VARIABLE=address`` line."""
+    for line in stdout.splitlines():
+        if line.startswith(f"{variable}="):
+            return line.removeprefix(f"{variable}=").strip()
+    raise ValueError(f"no {variable}= line in {stdout!r}")
+
+
+def local_server(script: Path, variable: str) -> Iterator[str]:
+    """
+    The address of a server for the session: ``$VARIABLE`` when set, else the
+    one ``script start`` prints (idempotent: a server already running is
+    reused, and then left running; one started here is stopped at the end).
+    """
+    external = os.environ.get(variable)
+    if external:
+        yield external
+        return
+    result = run_local(script, "start")
+    started_here = "already running" not in result.stderr
+    try:
+        yield parse_address(result.stdout, variable)
+    finally:
+        if started_here:
+            subprocess.run([str(script), "stop"], capture_output=True, check=False)
+
+
+def parse_kafka_bootstrap(stdout: str) -> str:
+    return parse_address(stdout, "KAFKA_BOOTSTRAP")
+
+
+def kafka_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/kafka-local ARGS`` (fail the test if it fails)."""
+    return run_local(KAFKA_LOCAL, *args, env=env, timeout=300)
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +135,7 @@ def kafka_bootstrap() -> Iterator[str]:
     is reused, and then left running). Tests share it: each uses its own topic
     (:func:`kafka_topic`).
     """
-    external = os.environ.get("KAFKA_BOOTSTRAP")
-    if external:
-        yield external
-        return
-    result = kafka_local("start")
-    started_here = "already running" not in result.stderr
-    try:
-        yield parse_kafka_bootstrap(result.stdout)
-    finally:
-        if started_here:
-            subprocess.run([str(KAFKA_LOCAL), "stop"], capture_output=True, check=False)
+    yield from local_server(KAFKA_LOCAL, "KAFKA_BOOTSTRAP")
 
 
 @pytest.fixture
@@ -287,37 +312,14 @@ MONGO_LOCAL = REPO_ROOT / "scripts" / "mongo-local"
 
 
 def parse_mongo_uri(stdout: str) -> str:
-    """Return the URI in scripts/mongo-local's ``MONGO_URI=mongodb://...`` line."""
-    for line in stdout.splitlines():
-        if line.startswith("MONGO_URI="):
-            return line.removeprefix("MONGO_URI=").strip()
-    raise ValueError(f"no MONGO_URI= line in {stdout!r}")
+    return parse_address(stdout, "MONGO_URI")
 
 
 def mongo_local(
     *args: str, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """
-    Run ``scripts/mongo-local ARGS`` (fail the test if it fails).
-
-    ``env`` is added to the environment: ``MONGO_LOCAL_DIR`` runs a server
-    of its own, apart from the shared one.
-    """
-    result = subprocess.run(
-        [str(MONGO_LOCAL), *args],
-        capture_output=True,
-        text=True,
-        env=None if env is None else {**os.environ, **env},
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"scripts/mongo-local {' '.join(args)} failed (exit {result.returncode}):\n"
-            f"{result.stderr[-4000:]}",
-            pytrace=False,
-        )
-    return result
+    """Run ``scripts/mongo-local ARGS`` (fail the test if it fails)."""
+    return run_local(MONGO_LOCAL, *args, env=env, timeout=timeout)
 
 
 def with_database(uri: str, database: str) -> str:
@@ -335,17 +337,7 @@ def mongo_uri() -> Iterator[str]:
     reused, and then left running; the first start may build FerretDB for
     minutes). Tests share it: each uses a database of its own (:func:`mongo_db_uri`).
     """
-    external = os.environ.get("MONGO_URI")
-    if external:
-        yield external
-        return
-    result = mongo_local("start")
-    started_here = "already running" not in result.stderr
-    try:
-        yield parse_mongo_uri(result.stdout)
-    finally:
-        if started_here:
-            subprocess.run([str(MONGO_LOCAL), "stop"], capture_output=True, check=False)
+    yield from local_server(MONGO_LOCAL, "MONGO_URI")
 
 
 @pytest.fixture

@@ -12,11 +12,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from gateway import Config, Gateway
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.collection import AsyncCollection
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
 
@@ -352,3 +355,15 @@ def mongo_db_uri(mongo_uri: str) -> Iterator[str]:
         client.drop_database(database)
     finally:
         client.close()
+
+
+@pytest.fixture
+async def raw(mongo_db_uri: str) -> AsyncIterator[AsyncCollection[dict[str, Any]]]:
+    """The test database's ``chat_messages``, through a client of the test's own."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_db_uri, serverSelectionTimeoutMS=10_000
+    )
+    yield client.get_default_database()["chat_messages"]
+    await client.close()

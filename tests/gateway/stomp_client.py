@@ -320,3 +320,18 @@ class StompTestClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def connected(port: int, opened: list[StompTestClient]) -> StompTestClient:
+    """Open a client, add it to ``opened`` (closed by the ``clients`` fixture), CONNECT 1.2."""
+    client = await StompTestClient.open(port)
+    opened.append(client)
+    await client.connect("1.2")
+    return client
+
+
+def payload(frame: Frame) -> dict[str, Any]:
+    """The chat JSON a MESSAGE carries."""
+    assert frame.command is Command.MESSAGE, frame
+    body: dict[str, Any] = json.loads(frame.body)
+    return body

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from protocol import Command, Frame
 from tests.conftest import GatewayProcess, GatewaySpawner
 
-from .stomp_client import StompTestClient, chat_body
+from .stomp_client import StompTestClient, chat_body, connected
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -36,21 +35,6 @@ async def gateways(
     args = ("--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", created_kafka_topic)
     a, b = await asyncio.gather(spawn_gateway(*args), spawn_gateway(*args))
     return a, b
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[StompTestClient]]:
-    opened: list[StompTestClient] = []
-    yield opened
-    for client in opened:
-        await client.close()
-
-
-async def connect(port: int, opened: list[StompTestClient]) -> StompTestClient:
-    client = await StompTestClient.open(port)
-    opened.append(client)
-    await client.connect("1.2")
-    return client
 
 
 def chat_text(frame: Frame) -> str:
@@ -71,9 +55,9 @@ async def test_room_messages_cross_instances_in_order_without_leaks(
 ) -> None:
     a, b = gateways
     count = 300
-    sender = await connect(a.port, clients)
-    room4 = await connect(b.port, clients)
-    room5 = await connect(b.port, clients)
+    sender = await connected(a.port, clients)
+    room4 = await connected(b.port, clients)
+    room5 = await connected(b.port, clients)
     await room4.subscribe("/sub/chat/4", "s4")
     await room5.subscribe("/sub/chat/5", "s5")
 
@@ -108,8 +92,8 @@ async def test_sender_instance_subscribers_get_their_own_messages(
     gateways: tuple[GatewayProcess, GatewayProcess], clients: list[StompTestClient]
 ) -> None:
     a, b = gateways
-    on_a = await connect(a.port, clients)
-    on_b = await connect(b.port, clients)
+    on_a = await connected(a.port, clients)
+    on_b = await connected(b.port, clients)
     await on_a.subscribe("/sub/chat/9")
     await on_b.subscribe("/sub/chat/9")
     await on_a.send_chat(9, chat_body("from a"))
@@ -139,8 +123,8 @@ async def test_receipt_only_once_record_is_readable_from_kafka(
 ) -> None:
     kafka_topic = created_kafka_topic
     a, b = gateways
-    sender = await connect(a.port, clients)
-    subscriber = await connect(b.port, clients)
+    sender = await connected(a.port, clients)
+    subscriber = await connected(b.port, clients)
     await subscriber.subscribe("/sub/chat/4")
     tp = TopicPartition(kafka_topic, 4 % 3)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
@@ -176,7 +160,7 @@ async def test_history_on_every_instance_with_in_memory_store(
     gateways: tuple[GatewayProcess, GatewayProcess], clients: list[StompTestClient]
 ) -> None:
     a, b = gateways
-    sender = await connect(a.port, clients)
+    sender = await connected(a.port, clients)
     rooms = (4, 5, 6)  # partitions 1, 2, 0: both instances hold some of them
     for room in rooms:
         for n in range(3):

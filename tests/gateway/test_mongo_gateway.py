@@ -14,18 +14,17 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from gateway import Gateway
 from persistence.mongo import MongoStore
-from protocol import Command, Frame
+from protocol import Command
 from tests.conftest import (
     MONGO_LOCAL,
     GatewayFactory,
@@ -35,7 +34,7 @@ from tests.conftest import (
     with_database,
 )
 
-from .stomp_client import StompTestClient, chat_body
+from .stomp_client import StompTestClient, chat_body, connected, payload
 
 pytestmark = [pytest.mark.mongo, pytest.mark.timeout(180)]
 
@@ -52,37 +51,6 @@ GATEWAY_FIELDS = {
     "partition",
     "offset",
 }
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[StompTestClient]]:
-    opened: list[StompTestClient] = []
-    yield opened
-    for client in opened:
-        await client.close()
-
-
-@pytest.fixture
-async def raw(mongo_db_uri: str) -> AsyncIterator[AsyncCollection[dict[str, Any]]]:
-    """The gateway's collection, through a client of the test's own."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_db_uri, serverSelectionTimeoutMS=10_000
-    )
-    yield client.get_default_database()["chat_messages"]
-    await client.close()
-
-
-async def connect(port: int, opened: list[StompTestClient]) -> StompTestClient:
-    client = await StompTestClient.open(port)
-    opened.append(client)
-    await client.connect("1.2")
-    return client
-
-
-def payload(frame: Frame) -> dict[str, Any]:
-    assert frame.command is Command.MESSAGE, frame
-    body: dict[str, Any] = json.loads(frame.body)
-    return body
 
 
 async def wait_stored(gateway: Gateway, timeout: float = 30.0) -> float:
@@ -122,7 +90,7 @@ async def test_messages_sent_over_stomp_are_stored_in_the_seed_shape(
 ) -> None:
     gateway = await make_gateway(mongo_uri=mongo_db_uri)
     assert isinstance(gateway.store, MongoStore)
-    client = await connect(gateway.port, clients)
+    client = await connected(gateway.port, clients)
     await client.subscribe("/sub/chat/4")
     await client.send_chat(4, chat_body("안녕하세요", member_id=7, nickname="henhen"))
     file = {"memberId": 8, "nickname": "kim", "fileId": 12, "fileName": "cat.png"}
@@ -162,8 +130,8 @@ async def test_history_pages_through_mongodb_exactly_once_in_order(
 ) -> None:
     count = 250
     gateway = await make_gateway(mongo_uri=mongo_db_uri)
-    sender = await connect(gateway.port, clients)
-    watcher = await connect(gateway.port, clients)
+    sender = await connected(gateway.port, clients)
+    watcher = await connected(gateway.port, clients)
     await watcher.subscribe("/sub/chat/5")
     for n in range(count):
         await sender.send_chat(5, chat_body(f"m{n}"), receipt=False)
@@ -234,8 +202,8 @@ async def test_mongodb_outage_stops_neither_live_delivery_nor_history(
     room = 7
     database = f"test_{uuid.uuid4().hex}"
     gateway = await make_gateway(mongo_uri=with_database(private_mongo.uri, database))
-    sender = await connect(gateway.port, clients)
-    subscriber = await connect(gateway.port, clients)
+    sender = await connected(gateway.port, clients)
+    subscriber = await connected(gateway.port, clients)
     await subscriber.subscribe(f"/sub/chat/{room}")
     assert (await http_get(gateway.port, "/readyz"))[0] == 200
 

@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from gateway import Gateway
 from protocol import Command, Frame
 from tests.conftest import GatewayFactory, http_get
 
-from .stomp_client import StompTestClient, chat_body
+from .stomp_client import StompTestClient, chat_body, connected, payload
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,33 +38,12 @@ RECOVERED = "x-recovered"
 STORES = ["memory", pytest.param("mongo", marks=pytest.mark.mongo)]
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[StompTestClient]]:
-    opened: list[StompTestClient] = []
-    yield opened
-    for client in opened:
-        await client.close()
-
-
 @pytest.fixture(params=STORES)
 async def store_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Gateway options for the in-memory store, or for MongoDB in a database of the test's."""
     if request.param == "mongo":
         return {"mongo_uri": request.getfixturevalue("mongo_db_uri")}
     return {}
-
-
-async def connect(port: int, opened: list[StompTestClient]) -> StompTestClient:
-    client = await StompTestClient.open(port)
-    opened.append(client)
-    await client.connect("1.2")
-    return client
-
-
-def payload(frame: Frame) -> dict[str, Any]:
-    assert frame.command is Command.MESSAGE, frame
-    body: dict[str, Any] = json.loads(frame.body)
-    return body
 
 
 def text_of(frame: Frame) -> str:
@@ -152,11 +131,11 @@ async def reconnect_mid_stream(
     """
     started = time.monotonic()
     texts = [f"m{n}" for n in range(count)]
-    observer = await connect(reader_ports[0], opened)  # connected all along: the truth
+    observer = await connected(reader_ports[0], opened)  # connected all along: the truth
     await observer.subscribe(f"/sub/chat/{room}", "all")
-    reader = await connect(reader_ports[0], opened)
+    reader = await connected(reader_ports[0], opened)
     await reader.subscribe(f"/sub/chat/{room}", "sub-0")
-    sender = await connect(send_port, opened)
+    sender = await connected(send_port, opened)
     observed: list[Frame] = []
     seen: list[Frame] = []
     missed_at_reconnect: list[int] = []
@@ -186,7 +165,7 @@ async def reconnect_mid_stream(
                 await asyncio.sleep(0.001)
             assert not sending.done(), "the stream ended before a reconnect: make it longer"
 
-            reader = await connect(port, opened)
+            reader = await connected(port, opened)
             missed_at_reconnect.append(len(observed) - len(seen))
             subscription = f"sub-{number}"
             receipt, early = await subscribe_recovering(
@@ -247,14 +226,14 @@ async def test_reconnect_after_the_store_has_the_missed_messages(
 ) -> None:
     """Nothing live at the seam, no recovery buffer: everything missed comes from the store."""
     gateway = await make_gateway(recovery_buffer=0, **store_options)
-    sender = await connect(gateway.port, clients)
-    watcher = await connect(gateway.port, clients)
+    sender = await connected(gateway.port, clients)
+    watcher = await connected(gateway.port, clients)
     await watcher.subscribe("/sub/chat/8")
     await send_texts(sender, 8, [f"a{n}" for n in range(20)])
     frames = [await watcher.expect(Command.MESSAGE) for _ in range(20)]
     await wait_stored(gateway)
 
-    again = await connect(gateway.port, clients)
+    again = await connected(gateway.port, clients)
     receipt, early = await subscribe_recovering(again, 8, payload(frames[4])["id"])
     assert receipt.get(RECOVERED) == "true"
     replayed = early + [m for m in await again.barrier() if m.command is Command.MESSAGE]
@@ -271,12 +250,12 @@ async def test_nothing_missed_is_recovered_and_live_goes_on(
     make_gateway: GatewayFactory, store_options: dict[str, Any], clients: list[StompTestClient]
 ) -> None:
     gateway = await make_gateway(**store_options)
-    sender = await connect(gateway.port, clients)
+    sender = await connected(gateway.port, clients)
     await send_texts(sender, 9, ["a", "b", "c"])
     await wait_stored(gateway)
     (newest,) = await http_history(gateway.port, 9, "limit=1")
 
-    again = await connect(gateway.port, clients)
+    again = await connected(gateway.port, clients)
     receipt, early = await subscribe_recovering(again, 9, newest["id"])
     assert (receipt.get(RECOVERED), early) == ("true", [])
     assert await again.barrier() == []
@@ -296,7 +275,7 @@ async def test_unknown_last_id_is_not_recovered_and_live_goes_on(
     kind: str,
 ) -> None:
     gateway = await make_gateway(**store_options)
-    sender = await connect(gateway.port, clients)
+    sender = await connected(gateway.port, clients)
     await send_texts(sender, 11, ["a", "b", "c"])
     await send_texts(sender, 12, ["elsewhere"])
     await wait_stored(gateway)
@@ -307,7 +286,7 @@ async def test_unknown_last_id_is_not_recovered_and_live_goes_on(
         "other room's message": elsewhere["id"],
     }[kind]
 
-    again = await connect(gateway.port, clients)
+    again = await connected(gateway.port, clients)
     receipt, early = await subscribe_recovering(again, 11, last_id)
     assert receipt.get(RECOVERED) == "false", receipt
     assert early == []
@@ -323,7 +302,7 @@ async def missed_after_anchor(
     gateway: Gateway, opened: list[StompTestClient], room: int, missed: int
 ) -> tuple[str, str]:
     """Send an anchor and ``missed`` messages after it; return the anchor's id and the last text."""
-    sender = await connect(gateway.port, opened)
+    sender = await connected(gateway.port, opened)
     await send_texts(sender, room, ["anchor"])
     await wait_stored(gateway)
     (anchor,) = await http_history(gateway.port, room, "limit=1")
@@ -346,7 +325,7 @@ async def test_more_than_1000_missed_is_not_recovered(
     """The README: more than 1000 missed messages give ``x-recovered: false``."""
     gateway = await make_gateway(**store_options)
     anchor, _ = await missed_after_anchor(gateway, clients, 13, 1001)
-    again = await connect(gateway.port, clients)
+    again = await connected(gateway.port, clients)
     receipt, early = await subscribe_recovering(again, 13, anchor)
     replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
     assert (receipt.get(RECOVERED), len(replayed)) == ("false", 0)
@@ -368,7 +347,7 @@ async def test_1000_missed_are_recovered(
 ) -> None:
     gateway = await make_gateway(**store_options)
     anchor, last = await missed_after_anchor(gateway, clients, 14, 1000)
-    again = await connect(gateway.port, clients)
+    again = await connected(gateway.port, clients)
     receipt, early = await subscribe_recovering(again, 14, anchor)
     assert receipt.get(RECOVERED) == "true", receipt
     replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
@@ -396,8 +375,8 @@ async def test_catch_up_endpoint(
 ) -> None:
     gateway = await make_gateway(**store_options)
     port = gateway.port
-    sender = await connect(port, clients)
-    watcher = await connect(port, clients)
+    sender = await connected(port, clients)
+    watcher = await connected(port, clients)
     await watcher.subscribe("/sub/chat/3")
     await send_texts(sender, 3, [f"c{n}" for n in range(10)])
     await send_texts(sender, 4, ["other"])

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from persistence import ChatMessage, MessageStore, StoreError
@@ -104,16 +103,6 @@ async def store(mongo_db_uri: str) -> AsyncIterator[MongoStore]:
     await store.start()
     yield store
     await store.close()
-
-
-@pytest.fixture
-async def raw(mongo_db_uri: str) -> AsyncIterator[AsyncCollection[dict[str, Any]]]:
-    """The store's collection, through a client of the test's own."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_db_uri, serverSelectionTimeoutMS=10_000
-    )
-    yield client.get_default_database()["chat_messages"]
-    await client.close()
 
 
 async def all_history(store: MessageStore, room: int, limit: int) -> list[list[ChatMessage]]:

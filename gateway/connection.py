@@ -43,6 +43,7 @@ from protocol import (
 
 from .chat import ApplicationError, new_object_id
 from .framing import Framing, FramingError, Kind, Outbound
+from .identity import Member
 from .recovery import Recovery, recover
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
@@ -95,6 +96,8 @@ class StompConnection:
         self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
         self._completions: asyncio.Task[None] | None = None  # the last frame awaiting the bus
         self._in_flight = 0
+        # Set on CONNECT when the session is identified (token or header).
+        self.member: Member | None = None
 
     @property
     def version(self) -> str:

@@ -63,8 +63,8 @@ class FlushLoop:
             await asyncio.gather(self._task, return_exceptions=True)
         try:
             await self.flush()
-        except StoreError as exc:
-            logger.warning("%s: last flush failed: %s", self.name, exc)
+        except Exception:
+            logger.exception("%s: last flush failed", self.name)
 
     async def _run(self) -> None:
         backoff = self.delay
@@ -76,8 +76,13 @@ class FlushLoop:
             try:
                 await self.flush()
                 backoff = self.delay
+                continue
             except StoreError as exc:
                 logger.warning("%s failed, retrying in %.1f s: %s", self.name, backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                self._wakeup.set()
+            except Exception:
+                # Whatever the driver raises, the loop must live on: the
+                # presence lease depends on it.
+                logger.exception("%s failed, retrying in %.1f s", self.name, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            self._wakeup.set()

@@ -6,18 +6,18 @@ one document per member, ``user_id``, ``session_id`` and ``last_connect``
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from .batching import FlushLoop
 from .connections import LastConnect
-from .mongo import DUPLICATE_KEY, reading
-from .store import StoreError
+from .mongo import reading
 
 __all__ = ["MongoConnectionLog"]
 
@@ -31,7 +31,8 @@ class MongoConnectionLog:
     Events of one member in a batch collapse to the latest; a stored event
     is replaced only by a later one, so instances writing the same member in
     any order agree (the unique index on ``user_id`` turns the upsert of an
-    older event into a duplicate key, ignored).
+    older event into a duplicate key, ignored). One update per member: FerretDB
+    answers a bulk write with such an error in a shape PyMongo cannot read.
     """
 
     def __init__(self, database: AsyncDatabase[dict[str, Any]], collection: str = "websocket"):
@@ -63,23 +64,18 @@ class MongoConnectionLog:
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, {}
-        if not batch:
-            return
         try:
             async with reading():
                 await self._ensure_index()
-                await self._collection.bulk_write(
-                    [_upsert(event) for event in batch.values()], ordered=False
-                )
-        except BulkWriteError as exc:
-            # A duplicate key: the stored event is the later one, so it stays.
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise StoreError(f"MongoDB refused connection events: {errors[:3]}") from exc
-        except StoreError:
+                while batch:
+                    member_id, event = next(iter(batch.items()))
+                    with contextlib.suppress(DuplicateKeyError):
+                        # The stored event is the later one, so it stays.
+                        await self._collection.update_one(*_upsert(event), upsert=True)
+                    del batch[member_id]
+        finally:
             for member_id, event in batch.items():  # newer events win on the retry
                 self._pending.setdefault(member_id, event)
-            raise
 
     async def _ensure_index(self) -> None:
         if self._indexed:
@@ -96,11 +92,10 @@ class MongoConnectionLog:
         self._indexed = True
 
 
-def _upsert(event: LastConnect) -> UpdateOne:
-    """Replace the member's event if older; insert it if the member has none."""
+def _upsert(event: LastConnect) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The filter and update replacing the member's event if older, or inserting it."""
     at = datetime.datetime.fromtimestamp(event.at_ns / 1e9, datetime.UTC)
-    return UpdateOne(
+    return (
         {"user_id": event.member_id, "last_connect": {"$lt": at}},
         {"$set": {"session_id": event.session_id, "last_connect": at}},
-        upsert=True,
     )

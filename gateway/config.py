@@ -57,6 +57,9 @@ class Config:
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
     recovery_buffer: int = 10_000
+    service_token: str = ""
+    member_header: str = ""
+    presence_ttl: float = 15.0
 
 
 def _positive_int(text: str) -> int:
@@ -108,6 +111,12 @@ def _timezone(text: str) -> str:
     return text
 
 
+def _header_name(text: str) -> str:
+    if text and not all(c.isascii() and (c.isalnum() or c in "-_") for c in text):
+        raise ValueError(f"{text!r} is not a header name")
+    return text
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -126,6 +135,7 @@ class Option:
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    secret: bool = False
 
     @property
     def field(self) -> str:
@@ -295,6 +305,27 @@ OPTIONS: tuple[Option, ...] = (
         "Newest messages (all rooms) kept for recovery while the store catches up.",
         _non_negative_int,
         metavar="N",
+    ),
+    Option(
+        "service-token",
+        "Bearer token services present to POST /v1/api/chat/{roomId}/messages; "
+        "empty: that endpoint answers 403.",
+        metavar="TOKEN",
+        secret=True,
+    ),
+    Option(
+        "member-header",
+        "CONNECT header naming the member (an integer id) when no token identifies "
+        "the session, e.g. x-member-id; empty: not read.",
+        _header_name,
+        metavar="NAME",
+    ),
+    Option(
+        "presence-ttl",
+        "Seconds an instance's presence lease lasts without renewal: the longest a "
+        "crashed instance's members stay listed.",
+        _positive_float,
+        metavar="S",
     ),
 )
 

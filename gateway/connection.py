@@ -14,6 +14,7 @@ import functools
 import itertools
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from kafka_bridge import PublishError
-from persistence import ChatMessage, StoreError
+from persistence import ChatMessage, LastConnect, StoreError
 from protocol import (
     Command,
     Frame,
@@ -164,6 +165,9 @@ class StompConnection:
         if self._released is None:
             self._released = self.gateway.registry.remove_session(self)
             self._acks.clear()
+            if self.member is not None:
+                self.gateway.presence.closed(self)
+                self._log_connection()
 
     def fail(self, error: ProtocolError, code: int = CloseCode.PROTOCOL_ERROR) -> None:
         """Send ERROR, then close: STOMP 1.2 §ERROR says the server MUST close."""
@@ -280,7 +284,7 @@ class StompConnection:
         """
         match frame.command:
             case Command.CONNECT | Command.STOMP:
-                return _now(self._connected)
+                return _now(self._connected, frame)
             case Command.SEND:
                 return self._prepare_send(frame)
             case Command.SUBSCRIBE:
@@ -324,9 +328,11 @@ class StompConnection:
 
     # Frames.
 
-    def _connected(self) -> None:
+    def _connected(self, frame: Frame) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.member is None:  # a token identifies the session before the header
+            self.member = self._member_from_header(frame)
         send_ms, receive_ms = self.session.heart_beat
         tolerance = self.gateway.heart_beat_policy.tolerance
         keep_alive = send_ms or self.framing.idle_heartbeat_ms
@@ -341,6 +347,23 @@ class StompConnection:
             send_ms,
             receive_ms,
         )
+        if self.member is not None:
+            self._log_connection()
+
+    def _member_from_header(self, frame: Frame) -> Member | None:
+        """The member ``--member-header`` names, when set and sent."""
+        name = self.gateway.config.member_header
+        value = frame.get(name) if name else None
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
+            raise InvalidFrame("invalid member", details=f"{name} must be a member id (an integer)")
+        return Member(int(value))
+
+    def _log_connection(self) -> None:
+        """Record this member's connect or disconnect, now (written behind)."""
+        assert self.member is not None
+        self.gateway.connection_log.record(LastConnect(self.member.id, self.id, time.time_ns()))
 
     def _prepare_send(self, frame: Frame) -> Action:
         destination = frame.get("destination", "")
@@ -415,6 +438,8 @@ class StompConnection:
         for old in replaced:
             self._unsubscribe(old.id)
         self.gateway.registry.add(subscription)
+        if self.member is not None:
+            self.gateway.presence.subscribed(self, self.member.id, subscription.destination)
 
     async def _recover(
         self, subscription: Subscription, replaced: list[Subscription], room_id: int, last_id: str
@@ -448,6 +473,7 @@ class StompConnection:
     def _unsubscribe(self, subscription_id: str) -> Subscription | None:
         subscription = self.gateway.registry.remove(self, subscription_id)
         if subscription is not None:
+            self.gateway.presence.unsubscribed(self, subscription.destination)
             for ack_id in subscription.pending:
                 self._forget_ack(subscription, ack_id)
         return subscription

@@ -1,11 +1,12 @@
 """
-Plain HTTP on the WebSocket port: health, the chat history API, the demo page
-and SockJS's info resource.
+Plain HTTP on the WebSocket port: health, the chat history API, the backend
+resources (:mod:`gateway.backend_api`), the demo page and SockJS's info resource.
 
-``websockets`` reads GET requests only; :class:`GatewayConnection` rewrites
-any other request line to GET and names the real method in a header, so
-:meth:`HttpApi.process_request` can answer it (CORS preflights with 204, the
-rest with 405) instead of the client seeing a bare 400.
+``websockets`` reads GET requests without bodies only; :class:`GatewayConnection`
+reads the body of other requests, rewrites their request line to GET and names
+the real method in a header, so :meth:`HttpApi.process_request` can answer
+them (a POST of a message, CORS preflights with 204, the rest with 405)
+instead of the client seeing a bare 400.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from persistence import MessageStore, StoreError
 
+from .backend_api import BackendApi, BodyError
 from .http_responses import error_response, json_response, plain_response, preflight_response
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
@@ -35,30 +37,106 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 METHOD_HEADER = "X-Stomp-Gateway-Method"
 _MAX_REQUEST_LINE = 8192
+_MAX_HEAD = 64 * 1024
+_BODY_FIELDS = (b"content-length", b"transfer-encoding")
+_BODY_METHODS = (b"POST", b"PUT", b"PATCH")
+_CHUNKED = "send the body with a Content-Length: chunked transfer coding is not read"
+_REASONS = {
+    http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "request head larger than 64 KiB",
+    http.HTTPStatus.LENGTH_REQUIRED: "send the body with a Content-Length",
+    http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "body larger than {} bytes (--max-frame-size)",
+}
 
 
 class GatewayConnection(ServerConnection):
-    """A ``websockets`` connection whose first request may use any method."""
+    """
+    A ``websockets`` connection whose request may use any method and carry a body.
+
+    ``websockets`` reads no request body (``http11.Request.parse`` refuses
+    Transfer-Encoding and a non-zero Content-Length). For any method but GET
+    this connection holds the bytes back until the head and its Content-Length
+    body are whole, keeps the body in :attr:`body` (or why it could not in
+    :attr:`body_error`), and hands ``websockets`` the head rewritten to GET,
+    the real method in :data:`METHOD_HEADER`, without the body headers.
+    Whatever follows is dropped: ``websockets`` closes the connection after
+    any response but 101, so such a request is the connection's only one.
+    """
+
+    max_body = 64 * 1024  # set per server by :func:`connection_class`
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._request_line: bytes | None = b""
+        self._held: bytearray | None = bytearray()  # until the request is whole
+        self._passing = True  # whether bytes after the request go to websockets
+        self.body = b""
+        self.body_error: BodyError | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self._request_line is None:
-            super().data_received(data)
+        if self._held is None:
+            if self._passing:
+                super().data_received(data)
             return
-        self._request_line += data
-        end = self._request_line.find(b"\r\n")
-        if end < 0 and len(self._request_line) < _MAX_REQUEST_LINE:
-            return
-        head, self._request_line = self._request_line, None
-        method, space, rest = head.partition(b" ")
-        if space and method != b"GET" and method.isalpha() and method.isupper():
-            target, eol, headers = rest.partition(b"\r\n")
-            head = b"GET " + target + eol + METHOD_HEADER.encode() + b": " + method + b"\r\n"
-            head += headers
-        super().data_received(head)
+        self._held += data
+        request = self._request(self._held)
+        if request is not None:
+            self._held = None
+            super().data_received(request)
+
+    def _request(self, held: bytearray) -> bytes | None:
+        """Return what to hand to ``websockets`` once known, else None to wait."""
+        line_end = held.find(b"\r\n")
+        if line_end < 0:
+            return bytes(held) if len(held) >= _MAX_REQUEST_LINE else None
+        method, space, rest = bytes(held[:line_end]).partition(b" ")
+        if method == b"GET" or not (space and method.isalpha() and method.isupper()):
+            return bytes(held)  # websockets reads it, or refuses it
+        line = b"GET " + rest + b"\r\n" + METHOD_HEADER.encode() + b": " + method + b"\r\n"
+        head_end = held.find(b"\r\n\r\n")
+        if head_end < 0:
+            if len(held) < _MAX_HEAD:
+                return None
+            return self._hand_on(line, http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+        fields = bytes(held[line_end + 2 : head_end + 2]).split(b"\r\n")[:-1]
+        kept = [field for field in fields if _field_name(field) not in _BODY_FIELDS]
+        head = line + b"".join(field + b"\r\n" for field in kept) + b"\r\n"
+        lengths = {_field_value(f) for f in fields if _field_name(f) == b"content-length"}
+        if any(_field_name(field) == b"transfer-encoding" for field in fields):
+            # RFC 9112 §6.1: a server that does not read chunked bodies answers 411.
+            return self._hand_on(head, http.HTTPStatus.LENGTH_REQUIRED, _CHUNKED)
+        if not lengths:
+            status = http.HTTPStatus.LENGTH_REQUIRED if method in _BODY_METHODS else None
+            return self._hand_on(head, status)
+        if len(lengths) > 1 or not (length := lengths.pop()).isdigit():
+            # RFC 9112 §6.3: an invalid Content-Length is unrecoverable: 400.
+            return self._hand_on(head, http.HTTPStatus.BAD_REQUEST, "invalid Content-Length")
+        if int(length) > self.max_body:
+            return self._hand_on(head, http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        body_end = head_end + 4 + int(length)
+        if len(held) < body_end:
+            return None
+        self.body = bytes(held[head_end + 4 : body_end])
+        self._passing = False
+        return head
+
+    def _hand_on(self, head: bytes, status: http.HTTPStatus | None, reason: str = "") -> bytes:
+        """Hand ``head`` on without its body (``status``: why the body is refused)."""
+        if status is not None:
+            self.body_error = (status, reason or _REASONS[status].format(self.max_body))
+        self._passing = False
+        return head if head.endswith(b"\r\n\r\n") else head + b"\r\n"
+
+
+def _field_name(field: bytes) -> bytes:
+    return field.partition(b":")[0].strip().lower()
+
+
+def _field_value(field: bytes) -> bytes:
+    return field.partition(b":")[2].strip()
+
+
+def connection_class(max_body: int) -> type[GatewayConnection]:
+    """Return a :class:`GatewayConnection` reading bodies up to ``max_body`` bytes."""
+    return type("GatewayConnection", (GatewayConnection,), {"max_body": max_body})
 
 
 class BadRequest(ValueError):
@@ -74,6 +152,7 @@ class HttpApi:
         store: The chat history.
         demo_page: Whether to serve the demo chat page.
         readiness: Returns None when the gateway can serve, else why not.
+        backend: The resources for other services, if served.
 
     """
 
@@ -84,9 +163,11 @@ class HttpApi:
         *,
         demo_page: bool,
         readiness: Callable[[], Awaitable[str | None]],
+        backend: BackendApi | None = None,
     ) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
+        self.backend = backend
         self.readiness = readiness
         self.serving = True
         self.static = load_static_files(endpoints[0]) if demo_page else {}
@@ -105,6 +186,8 @@ class HttpApi:
                 request.headers.get("Origin"),
                 request.headers.get("Access-Control-Request-Headers"),
             )
+        if method == "POST" and self.backend and (match := _CATCH_UP.fullmatch(url.path)):
+            return await self._post_message(match[1], connection, request)
         if method != "GET":
             return error_response(
                 http.HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not served here; use GET"
@@ -137,6 +220,8 @@ class HttpApi:
             return plain_response(http.HTTPStatus.OK, static.body, static.content_type, headers)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         try:
+            if self.backend and (response := await self.backend.get(url.path, query)):
+                return response
             if match := _HISTORY.fullmatch(url.path):
                 return await self._history(_room(match[1]), query)
             if match := _CATCH_UP.fullmatch(url.path):
@@ -146,6 +231,19 @@ class HttpApi:
         except StoreError as exc:
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return error_response(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")
+
+    async def _post_message(
+        self, room: str, connection: ServerConnection, request: Request
+    ) -> Response:
+        assert self.backend is not None
+        body, error = b"", None
+        if isinstance(connection, GatewayConnection):
+            body, error = connection.body, connection.body_error
+        response = await self.backend.post_message(
+            room, request.headers.get("Authorization"), body, error
+        )
+        response.headers["Connection"] = "close"  # the body ends this connection's reading
+        return response
 
     async def _history(self, room_id: int, query: dict[str, list[str]]) -> Response:
         messages = await self.store.history(

@@ -12,15 +12,24 @@ from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
-from persistence import InMemoryStore, MessageStore
+from persistence import (
+    ConnectionLog,
+    InMemoryConnectionLog,
+    InMemoryPresence,
+    InMemoryStore,
+    MessageStore,
+    PresenceStore,
+)
 from protocol import HeartBeatPolicy, InvalidFrame, Limits
 
+from .backend_api import BackendApi
 from .chat import ChatService
 from .config import Config
 from .connection import SERVER_NAME, StompConnection
 from .framing import Framing, RawFraming, SockJSFraming
-from .http import GatewayConnection, HttpApi
+from .http import HttpApi, connection_class
 from .persister import Persister
+from .presence import PresenceTracker
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
@@ -68,6 +77,20 @@ def make_store(config: Config) -> MessageStore:
     return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
 
 
+def make_backend_stores(config: Config, store: MessageStore) -> tuple[PresenceStore, ConnectionLog]:
+    """Return presence and connection log in the store's MongoDB, else in memory."""
+    if config.mongo_uri:
+        from persistence.mongo import MongoStore
+
+        if isinstance(store, MongoStore):
+            from persistence.mongo_connections import MongoConnectionLog
+            from persistence.mongo_presence import MongoPresence
+
+            presence = MongoPresence(store.database, ttl=config.presence_ttl)
+            return presence, MongoConnectionLog(store.database)
+    return InMemoryPresence(), InMemoryConnectionLog()
+
+
 class Gateway:
     """
     One gateway instance.
@@ -110,8 +133,22 @@ class Gateway:
             recent=RecentMessages(config.recovery_buffer),
         )
         self.persister = Persister(self.bus, self.store)
+        presence_store, self.connection_log = make_backend_stores(config, self.store)
+        self.presence = PresenceTracker(presence_store, self.router)
+        backend = BackendApi(
+            self.chat,
+            self.store,
+            presence_store,
+            self.connection_log,
+            service_token=config.service_token,
+            zone=zoneinfo.ZoneInfo(config.timezone),
+        )
         self.http = HttpApi(
-            config.endpoint, self.store, demo_page=config.demo_page, readiness=self.readiness
+            config.endpoint,
+            self.store,
+            demo_page=config.demo_page,
+            readiness=self.readiness,
+            backend=backend,
         )
         self.connections: set[StompConnection] = set()
         self._idle = asyncio.Event()
@@ -136,6 +173,8 @@ class Gateway:
         await self.store.start()
         await self.bus.start()
         self.persister.start()
+        await self.presence.store.start()
+        await self.connection_log.start()
         self._server = await serve(
             self._serve,
             self.config.host,
@@ -144,7 +183,7 @@ class Gateway:
             select_subprotocol=select_subprotocol,
             compression="deflate" if self.config.permessage_deflate else None,
             process_request=self.http.process_request,
-            create_connection=GatewayConnection,
+            create_connection=connection_class(self.config.max_frame_size),
             server_header=SERVER_NAME,
             # A WebSocket message may carry several frames; each is checked by the parser.
             max_size=max(2**20, 2 * self.config.max_frame_size),
@@ -188,6 +227,8 @@ class Gateway:
             self._server.close()
             await self._server.wait_closed()
         self.persister.stop_retrying()
+        await self.presence.store.close()
+        await self.connection_log.close()
         await self.bus.close()
         await self.persister.close()
         await self.store.close()

@@ -1,16 +1,23 @@
-"""The chat history: MongoDB, or the in-memory default."""
+"""The chat history, presence and connection log: MongoDB, or the in-memory defaults."""
 
 from __future__ import annotations
 
+from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
 from .messages import ChatMessage, InvalidMessage, load_object
+from .presence import InMemoryPresence, PresenceStore
 from .store import MessageStore, StoreError
 
 __all__ = [
     "ChatMessage",
+    "ConnectionLog",
+    "InMemoryConnectionLog",
+    "InMemoryPresence",
     "InMemoryStore",
     "InvalidMessage",
+    "LastConnect",
     "MessageStore",
+    "PresenceStore",
     "StoreError",
     "load_object",
 ]

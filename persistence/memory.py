@@ -82,5 +82,9 @@ class InMemoryStore:
         cursor = room.positions[after]
         return [message for position, message in room.messages if position > cursor][:limit]
 
+    async def last_messages(self, room_ids: Sequence[int]) -> list[ChatMessage]:
+        rooms = (self._rooms.get(room_id) for room_id in room_ids)
+        return [room.messages[-1][1] for room in rooms if room is not None and room.messages]
+
     async def check(self) -> str | None:
         return None

@@ -26,11 +26,11 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from .messages import ChatMessage
 from .store import StoreError
 
-__all__ = ["MongoStore"]
+__all__ = ["DUPLICATE_KEY", "MongoStore", "reading"]
 
 logger = logging.getLogger(__name__)
 
-_DUPLICATE_KEY = 11000
+DUPLICATE_KEY = 11000
 CHECK_TIMEOUT = 1.0  # readiness probes must answer quickly
 _ORDER = [("offset", ASCENDING), ("_id", ASCENDING)]
 _REVERSE = [("offset", DESCENDING), ("_id", DESCENDING)]
@@ -59,7 +59,8 @@ class MongoStore:
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, serverSelectionTimeoutMS=int(timeout * 1000), tz_aware=True
         )
-        self._messages = self._client.get_default_database("chat")[collection]
+        self.database = self._client.get_default_database("chat")
+        self._messages = self.database[collection]
         self._indexes: asyncio.Task[None] | None = None
         self._closing = False
         self.zone = zone
@@ -104,14 +105,14 @@ class MongoStore:
             await self._messages.insert_many([_document(m) for m in messages], ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise StoreError(f"MongoDB refused messages: {errors[:3]}") from exc
         except PyMongoError as exc:
             raise StoreError(f"MongoDB is unavailable: {exc}") from exc
 
     async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
         query: dict[str, Any] = {"chat_room_id": room_id}
-        async with _reading():
+        async with reading():
             if before is not None:
                 query.update(await self._older_than(ObjectId(before)))
             cursor = self._messages.find(query).sort(_REVERSE).limit(limit)
@@ -121,14 +122,14 @@ class MongoStore:
     async def get(self, message_id: str) -> ChatMessage | None:
         if not ObjectId.is_valid(message_id):
             return None
-        async with _reading():
+        async with reading():
             document = await self._messages.find_one({"_id": ObjectId(message_id)})
         return None if document is None else _message(document, self.zone)
 
     async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
         if not ObjectId.is_valid(after):
             return None
-        async with _reading():
+        async with reading():
             anchor = await self._messages.find_one(
                 {"_id": ObjectId(after), "chat_room_id": room_id}
             )
@@ -137,6 +138,16 @@ class MongoStore:
             query = {"chat_room_id": room_id, **_beyond(anchor, "$gt")}
             documents = await self._messages.find(query).sort(_ORDER).limit(limit).to_list()
         return [_message(document, self.zone) for document in documents]
+
+    async def last_messages(self, room_ids: Sequence[int]) -> list[ChatMessage]:
+        async def newest(room_id: int) -> list[dict[str, Any]]:
+            # The room_order index, walked backwards: one document read per room.
+            cursor = self._messages.find({"chat_room_id": room_id}).sort(_REVERSE).limit(1)
+            return await cursor.to_list()
+
+        async with reading():
+            found = await asyncio.gather(*map(newest, room_ids))
+        return [_message(document, self.zone) for documents in found for document in documents]
 
     async def _older_than(self, before: ObjectId) -> dict[str, Any]:
         anchor = await self._messages.find_one({"_id": before})
@@ -156,7 +167,7 @@ class MongoStore:
 
 
 @contextlib.asynccontextmanager
-async def _reading() -> AsyncIterator[None]:
+async def reading() -> AsyncIterator[None]:
     """Turn PyMongo's errors into :class:`StoreError`."""
     try:
         yield

@@ -52,5 +52,8 @@ class MessageStore(Protocol):
         oldest first; None when the store does not know that message.
         """
 
+    async def last_messages(self, room_ids: Sequence[int]) -> list[ChatMessage]:
+        """Return the newest message of each of the rooms that has one, in their order."""
+
     async def check(self) -> str | None:
         """Return None when the store is reachable, else the reason it is not."""

@@ -1,0 +1,66 @@
+"""
+The connection log: when each member last connected or disconnected.
+
+The backend's unread badges compare a message's ``createAt`` with the
+member's last connection. One record per member: the latest connect or
+disconnect of any of its sessions ("seen until"), and that session's id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+__all__ = ["ConnectionLog", "InMemoryConnectionLog", "LastConnect"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LastConnect:
+    """
+    A member's latest connect or disconnect.
+
+    Attributes:
+        member_id: The member.
+        session_id: The STOMP session of that event.
+        at_ns: When, in nanoseconds since the epoch.
+
+    """
+
+    member_id: int
+    session_id: str
+    at_ns: int
+
+
+class ConnectionLog(Protocol):
+    """Keeps each member's :class:`LastConnect`."""
+
+    async def start(self) -> None:
+        """Start writing behind."""
+
+    async def close(self) -> None:
+        """Write what is pending, then stop."""
+
+    def record(self, event: LastConnect) -> None:
+        """Note a connect or disconnect; returns at once, written behind."""
+
+    async def last_connect(self, member_id: int) -> LastConnect | None:
+        """Return the member's latest event, if any was recorded."""
+
+
+class InMemoryConnectionLog:
+    """The events of this instance, in memory."""
+
+    def __init__(self) -> None:
+        self._latest: dict[int, LastConnect] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def record(self, event: LastConnect) -> None:
+        self._latest[event.member_id] = event
+
+    async def last_connect(self, member_id: int) -> LastConnect | None:
+        return self._latest.get(member_id)

@@ -3,8 +3,8 @@ Plain HTTP on the WebSocket port: health, the chat history API, the backend
 resources (:mod:`gateway.backend_api`), the demo page and SockJS's info resource.
 
 ``websockets`` reads GET requests without bodies only; :class:`GatewayConnection`
-reads the body of other requests, rewrites their request line to GET and names
-the real method in a header, so :meth:`HttpApi.process_request` can answer
+reads the body of other requests, rewrites their request line to GET and
+remembers the real method, so :meth:`HttpApi.process_request` can answer
 them (a POST of a message, CORS preflights with 204, the rest with 405)
 instead of the client seeing a bare 400.
 """
@@ -35,7 +35,6 @@ _CATCH_UP = re.compile(r"/v1/api/chat/([^/]+)/messages")
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-METHOD_HEADER = "X-Stomp-Gateway-Method"
 _MAX_REQUEST_LINE = 8192
 _MAX_HEAD = 64 * 1024
 _BODY_FIELDS = (b"content-length", b"transfer-encoding")
@@ -57,7 +56,7 @@ class GatewayConnection(ServerConnection):
     this connection holds the bytes back until the head and its Content-Length
     body are whole, keeps the body in :attr:`body` (or why it could not in
     :attr:`body_error`), and hands ``websockets`` the head rewritten to GET,
-    the real method in :data:`METHOD_HEADER`, without the body headers.
+    the real method in :attr:`method`, without the body headers.
     Whatever follows is dropped: ``websockets`` closes the connection after
     any response but 101, so such a request is the connection's only one.
     """
@@ -68,6 +67,7 @@ class GatewayConnection(ServerConnection):
         super().__init__(*args, **kwargs)
         self._held: bytearray | None = bytearray()  # until the request is whole
         self._passing = True  # whether bytes after the request go to websockets
+        self.method = "GET"  # the request's own method, whatever websockets is shown
         self.body = b""
         self.body_error: BodyError | None = None
 
@@ -90,7 +90,8 @@ class GatewayConnection(ServerConnection):
         method, space, rest = bytes(held[:line_end]).partition(b" ")
         if method == b"GET" or not (space and method.isalpha() and method.isupper()):
             return bytes(held)  # websockets reads it, or refuses it
-        line = b"GET " + rest + b"\r\n" + METHOD_HEADER.encode() + b": " + method + b"\r\n"
+        self.method = method.decode()
+        line = b"GET " + rest + b"\r\n"
         head_end = held.find(b"\r\n\r\n")
         if head_end < 0:
             if len(held) < _MAX_HEAD:
@@ -180,7 +181,7 @@ class HttpApi:
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         url = urllib.parse.urlsplit(request.path)
-        method = request.headers.get(METHOD_HEADER, "GET")
+        method = connection.method if isinstance(connection, GatewayConnection) else "GET"
         if method == "OPTIONS":
             return preflight_response(
                 request.headers.get("Origin"),

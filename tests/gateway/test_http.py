@@ -249,3 +249,11 @@ async def test_raw_http_request(gateway: Gateway) -> None:
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nContent-Type: application/json\r\n" in head
     assert body == b"[]"
+
+
+async def test_a_method_header_sent_by_a_client_is_not_believed(gateway: Gateway) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(b"GET /v1/api/chat/4 HTTP/1.1\r\nHost: x\r\nX-Stomp-Gateway-Method: POST\r\n\r\n")
+    status = await reader.readline()
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 200")

@@ -1,6 +1,6 @@
 """
-Plain HTTP on the WebSocket port: health, the chat history API, the demo page
-and SockJS's info resource.
+Plain HTTP on the WebSocket port: health, metrics, the chat history API, the
+demo page and SockJS's info resource.
 
 ``websockets`` reads GET requests only; :class:`GatewayConnection` rewrites
 any other request line to GET and names the real method in a header, so
@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 from persistence import MessageStore, StoreError
 
 from .http_responses import error_response, json_response, plain_response, preflight_response
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
 from .static_files import load_static_files
@@ -74,6 +75,11 @@ class HttpApi:
         store: The chat history.
         demo_page: Whether to serve the demo chat page.
         readiness: Returns None when the gateway can serve, else why not.
+        metrics: Returns the metrics in Prometheus text format.
+
+    Attributes:
+        draining: Set on SIGTERM: ``/readyz`` and WebSocket handshakes answer 503.
+        serving: Cleared at shutdown: ``/healthz`` answers 503 too.
 
     """
 
@@ -84,10 +90,13 @@ class HttpApi:
         *,
         demo_page: bool,
         readiness: Callable[[], Awaitable[str | None]],
+        metrics: Callable[[], bytes],
     ) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
         self.readiness = readiness
+        self.metrics = metrics
+        self.draining = False
         self.serving = True
         self.static = load_static_files(endpoints[0]) if demo_page else {}
 
@@ -111,6 +120,8 @@ class HttpApi:
             )
         kind = route(url.path, self.endpoints)
         if kind in (Route.RAW, Route.SOCKJS):
+            if self.draining:  # clients retry elsewhere (a proxy moves on to the next upstream)
+                return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining")
             return None  # a WebSocket handshake; websockets answers 426 to others
         if kind is Route.INFO:
             return info_response(request.headers.get("Origin"))
@@ -127,10 +138,12 @@ class HttpApi:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
         if url.path == "/readyz":
-            reason = await self.readiness() if self.serving else "shutting down"
+            reason = "draining" if self.draining else await self.readiness()
             if reason is None:
                 return json_response(http.HTTPStatus.OK, {"status": "ready"})
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, reason)
+        if url.path == "/metrics":
+            return plain_response(http.HTTPStatus.OK, self.metrics(), METRICS_CONTENT_TYPE)
         static = self.static.get(url.path)
         if static is not None:
             headers = [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]

@@ -14,7 +14,7 @@ import os
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "OPTIONS",
@@ -368,8 +368,15 @@ def _check(option: Option, raw: str) -> Any:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Fails fast with one clear line on stderr (no usage dump), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stomp-gateway",
         description="STOMP 1.2 over WebSocket chat gateway. Every option can also be "
         f"set with an environment variable {ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}PORT.",

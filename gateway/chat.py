@@ -18,6 +18,7 @@ from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, load_object
 from protocol import MessageTemplate
 
+from .metrics import Metrics
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
@@ -68,6 +69,7 @@ class ChatService:
         zone: Time zone of ``createAt``.
         max_message_length: Longest message text, in characters.
         recent: The buffer of recent messages kept for recovery.
+        metrics: Where publications, deliveries and fan-out latency are counted.
 
     """
 
@@ -80,7 +82,9 @@ class ChatService:
         zone: zoneinfo.ZoneInfo,
         max_message_length: int,
         recent: RecentMessages,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.bus = bus
         self.registry = registry
         self.router = router
@@ -97,7 +101,15 @@ class ChatService:
             PublishError: The bus did not take it.
 
         """
-        return await self.bus.publish(str(message.chat_room_id), message.to_json())
+        acknowledged = await self.bus.publish(str(message.chat_room_id), message.to_json())
+        if acknowledged is None:
+            self.metrics.messages_published += 1
+            return None
+        return self._count_published(acknowledged)
+
+    async def _count_published(self, acknowledged: Awaitable[None]) -> None:
+        await acknowledged
+        self.metrics.messages_published += 1
 
     def compose(self, room_id: int, body: bytes) -> ChatMessage:
         """
@@ -151,6 +163,7 @@ class ChatService:
         if not subscriptions:
             return
         template = self.template(message, delivery.value)
+        delivered = 0
         for subscription in subscriptions:
             if delivery.offset <= subscription.floor:
                 continue  # recovered already
@@ -158,6 +171,11 @@ class ChatService:
                 subscription.backlog.append((template, delivery.offset))
                 continue
             subscription.session.deliver(subscription, template)
+            delivered += 1
+        self.metrics.messages_delivered += delivered
+        if delivery.timestamp:
+            # Clocks of instances may differ by a little: a negative latency counts as none.
+            self.metrics.fanout_latency.observe(max(0.0, time.time() - delivery.timestamp))
 
     def template(self, message: ChatMessage, raw: bytes) -> MessageTemplate:
         """Return the MESSAGE carrying ``message`` (its JSON as ``raw``) to its room."""

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from kafka_bridge import BusError
 
-from .config import Config, parse_args
+from .config import Config, parse_command_line, printable_config
+from .logs import configure_logging
 from .server import Gateway
 
 __all__ = ["main", "run"]
@@ -20,7 +21,12 @@ logger = logging.getLogger("gateway")
 
 
 async def run(config: Config) -> int:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit code."""
+    """
+    Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit code.
+
+    SIGTERM (a restart: Docker, Kubernetes) drains for ``--drain-period``
+    first; SIGINT (Ctrl-C) shuts down at once.
+    """
     gateway = Gateway(config)
     try:
         await gateway.start()
@@ -29,6 +35,7 @@ async def run(config: Config) -> int:
         await gateway.shutdown()
         return 1
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -36,24 +43,26 @@ async def run(config: Config) -> int:
             logger.warning("second %s: exiting now", signal.Signals(signum).name)
             os._exit(1)
         logger.info("%s received: shutting down", signal.Signals(signum).name)
+        received.append(signum)
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     await stop.wait()
-    await gateway.shutdown()
+    if received[0] == signal.SIGTERM:
+        await gateway.drain()
+    else:
+        await gateway.shutdown()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the configuration, run the gateway, and return the exit code."""
-    config = parse_args(argv)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if config.log_level != "debug":
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    config, print_config = parse_command_line(argv)
+    if print_config:
+        print(printable_config(config))
+        return 0
+    configure_logging(config.log_level, config.log_format)
     return asyncio.run(run(config))
 
 

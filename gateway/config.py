@@ -11,13 +11,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["OPTIONS", "Config", "Option", "env_name", "options_table", "parse_args"]
+__all__ = [
+    "OPTIONS",
+    "Config",
+    "Option",
+    "env_name",
+    "options_table",
+    "parse_args",
+    "parse_command_line",
+    "printable_config",
+]
 
 ENV_PREFIX = "STOMP_GATEWAY_"
+MASK = "*****"
+# The password of a URI: scheme://user:PASSWORD@host...
+_URI_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,8 +59,10 @@ class Config:
     permessage_deflate: bool = False
     demo_page: bool = True
     sockjs_heartbeat: int = 25_000
+    drain_period: float = 2.0
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    log_format: str = "text"
     kafka_bootstrap: str = ""
     kafka_topic: str = "chat"
     kafka_partitions: int = 3
@@ -90,6 +105,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
+def _readable_file(text: str) -> str:
+    """A path option: the file must exist and be readable now, not at first use."""
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {text!r}: {exc.strerror or exc}") from None
+    return text
+
+
 def _tolerance(text: str) -> float:
     value = float(text)
     if not value >= 1:
@@ -128,14 +160,14 @@ def _boolean(text: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """One option: its name, how to read it, and what it means."""
+    """One option: its name, how to read it, what it means, and whether to mask it."""
 
     name: str
     help: str
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     metavar: str | None = None
-    secret: bool = False
+    secret: bool = False  # --print-config shows ***** instead of the value
 
     @property
     def field(self) -> str:
@@ -248,6 +280,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="MS",
     ),
     Option(
+        "drain-period",
+        "Seconds connected clients keep being served after SIGTERM while /readyz "
+        "answers 503, before they are told the server is restarting.",
+        _non_negative_float,
+        metavar="S",
+    ),
+    Option(
         "shutdown-timeout",
         "Seconds to close sessions on SIGTERM before exiting anyway.",
         _positive_float,
@@ -257,6 +296,11 @@ OPTIONS: tuple[Option, ...] = (
         "log-level",
         "Logging level.",
         choices=("debug", "info", "warning", "error"),
+    ),
+    Option(
+        "log-format",
+        "Log lines as text, or as one JSON object per line.",
+        choices=("text", "json"),
     ),
     Option(
         "kafka-bootstrap",
@@ -354,8 +398,15 @@ def _check(option: Option, raw: str) -> Any:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Fails fast with one clear line on stderr (no usage dump), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stomp-gateway",
         description="STOMP 1.2 over WebSocket chat gateway. Every option can also be "
         f"set with an environment variable {ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}PORT.",
@@ -386,6 +437,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         )
         if option.repeatable:
             parser.set_defaults(**{f"{option.field}_env": default})
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective configuration (secrets masked) and exit.",
+    )
     return parser
 
 
@@ -412,6 +468,13 @@ def parse_args(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Return the configuration from ``argv`` and ``environ`` (exits on errors)."""
+    return parse_command_line(argv, environ)[0]
+
+
+def parse_command_line(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Config, bool]:
+    """Return the configuration, and whether ``--print-config`` was given (exits on errors)."""
     environ = os.environ if environ is None else environ
     namespace = build_parser(environ).parse_args(argv)
     values = {}
@@ -420,7 +483,25 @@ def parse_args(
         if option.repeatable:
             value = tuple(value) if value else getattr(namespace, f"{option.field}_env")
         values[option.field] = value
-    return Config(**values)
+    return Config(**values), bool(namespace.print_config)
+
+
+def printable_config(config: Config) -> str:
+    """
+    The effective configuration as ``STOMP_GATEWAY_<OPTION>=value`` lines, with
+    secret options and the passwords of URIs masked.
+    """
+    lines = []
+    for option in OPTIONS:
+        value = _show(getattr(config, option.field))
+        if option.secret and value:
+            value = MASK
+        lines.append(f"{env_name(option)}={_mask_uri_password(value)}")
+    return "\n".join(lines)
+
+
+def _mask_uri_password(text: str) -> str:
+    return _URI_PASSWORD.sub(lambda match: f"{match[1]}{MASK}@", text)
 
 
 def options_table() -> str:

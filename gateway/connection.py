@@ -83,6 +83,7 @@ class StompConnection:
         self.id = secrets.token_hex(8)
         self.remote = _address(websocket)
         self.session = ServerSession(gateway.limits, gateway.heart_beat_policy)
+        self._metrics = gateway.metrics
         self._loop = asyncio.get_running_loop()
         self._outbound: deque[Outbound] = deque()
         self._outbound_bytes = 0
@@ -97,6 +98,9 @@ class StompConnection:
         self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
         self._completions: asyncio.Task[None] | None = None  # the last frame awaiting the bus
         self._in_flight = 0
+        # Held while a WebSocket message is handled; after going_away() nothing more is.
+        self._reading = asyncio.Lock()
+        self._going_away = False
         # Set on CONNECT when the session is identified (token or header).
         self.member: Member | None = None
 
@@ -113,6 +117,7 @@ class StompConnection:
             self.id,
             self.remote,
             self.websocket.subprotocol,
+            extra=self._fields("opened"),
         )
         for message in self.framing.opening():
             await self.websocket.send(message)
@@ -123,7 +128,9 @@ class StompConnection:
         except ConnectionClosed:
             pass
         except Exception:
-            logger.exception("session %s failed remote=%s", self.id, self.remote)
+            logger.exception(
+                "session %s failed remote=%s", self.id, self.remote, extra=self._fields("failed")
+            )
             error = ProtocolError("internal error", details="the server failed; see its log")
             self.fail(error, CloseCode.INTERNAL_ERROR)
         finally:
@@ -147,6 +154,7 @@ class StompConnection:
             code,
             reason,
             self._released,
+            extra=self._fields("closed", reason),
         )
 
     def close(self, code: int, reason: str) -> None:
@@ -169,29 +177,67 @@ class StompConnection:
                 self.gateway.presence.closed(self)
                 self._log_connection()
 
+    def _fields(self, event: str, reason: str | None = None) -> dict[str, str]:
+        """The structured fields of a session log line (see ``--log-format json``)."""
+        fields = {"session": self.id, "remote": self.remote, "event": event}
+        if reason is not None:
+            fields["reason"] = reason
+        return fields
+
     def fail(self, error: ProtocolError, code: int = CloseCode.PROTOCOL_ERROR) -> None:
         """Send ERROR, then close: STOMP 1.2 §ERROR says the server MUST close."""
         if self._close is not None:
             return
-        logger.info("session %s error remote=%s: %s", self.id, self.remote, error)
+        self._metrics.error(error.message)
+        logger.info(
+            "session %s error remote=%s: %s",
+            self.id,
+            self.remote,
+            error,
+            extra=self._fields("error", error.message),
+        )
         self.session.close()
         self._send(error_frame(error))
         self.close(code, error.message)
 
     # Reading.
 
+    async def going_away(self, reason: str) -> None:
+        """
+        Stop handling frames, let the SENDs awaiting the bus finish (their
+        RECEIPTs go out first), then send ERROR and close with 1001.
+
+        Frames arriving after this are dropped unanswered: without a RECEIPT
+        the client knows they were not taken.
+        """
+        self._going_away = True
+        async with self._reading:  # the message being handled, if any, completes
+            pass
+        while (completions := self._completions) is not None and not completions.done():
+            await asyncio.wait({completions})
+        self.fail(InvalidFrame(reason), CloseCode.GOING_AWAY)
+
     async def _read_loop(self) -> None:
         async for message in self.websocket:
             if self._monitor is not None:
                 self._monitor.received(self._loop.time())
-            try:
-                for data in self.framing.decode(message):
-                    await self._receive(data)
-            except FramingError as exc:
-                logger.info("session %s closed remote=%s: %s", self.id, self.remote, exc)
-                self.close(CloseCode.PROTOCOL_ERROR, str(exc))
-            except ProtocolError as exc:
-                self.fail(exc)
+            async with self._reading:
+                if self._going_away:
+                    continue
+                try:
+                    for data in self.framing.decode(message):
+                        await self._receive(data)
+                except FramingError as exc:
+                    logger.info(
+                        "session %s closed remote=%s: %s",
+                        self.id,
+                        self.remote,
+                        exc,
+                        extra=self._fields("framing error", str(exc)),
+                    )
+                    self.close(CloseCode.PROTOCOL_ERROR, str(exc))
+                except ProtocolError as exc:
+                    self.fail(exc)
             if self._close is not None:
                 return
 
@@ -206,6 +252,7 @@ class StompConnection:
 
     async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
         logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
+        self._metrics.frames_received[frame.command] += 1
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
         error = None
@@ -300,12 +347,14 @@ class StompConnection:
 
     def _report(self, reason: str, frame: Frame, receipt: str | None) -> None:
         """Tell the client about an application error, Spring's way (see README)."""
+        self._metrics.error(reason)
         logger.info(
             "session %s rejected %s remote=%s: %s",
             self.id,
             frame.command.value,
             self.remote,
             reason,
+            extra=self._fields("rejected", reason),
         )
         headers = [("message", reason)]
         if receipt is not None:
@@ -346,6 +395,7 @@ class StompConnection:
             self.version,
             send_ms,
             receive_ms,
+            extra=self._fields("connected"),
         )
         if self.member is not None:
             self._log_connection()
@@ -542,6 +592,7 @@ class StompConnection:
         except LocalProtocolError as exc:
             logger.warning("session %s cannot receive a message: %s", self.id, exc)
             return
+        self._metrics.messages_sent += 1
         self._enqueue(data, Kind.TEXT if template.is_text else Kind.BINARY)
 
     def _next_ack(self, subscription: Subscription, message_id: str) -> tuple[str | None, str]:
@@ -553,6 +604,7 @@ class StompConnection:
 
     def _send(self, frame: Frame) -> None:
         logger.debug("session %s >>> %s %s", self.id, frame.command.value, frame.headers)
+        self._metrics.frames_sent[frame.command] += 1
         self._enqueue(self.session.serialize(frame), Kind.TEXT)
 
     def _enqueue(self, data: bytes, kind: Kind) -> None:
@@ -563,11 +615,13 @@ class StompConnection:
             self._slow_consumer()
 
     def _slow_consumer(self) -> None:
+        self._metrics.slow_consumer_disconnects += 1
         logger.warning(
             "session %s slow consumer remote=%s: %d bytes queued",
             self.id,
             self.remote,
             self._outbound_bytes,
+            extra=self._fields("slow consumer", "slow consumer"),
         )
         self._outbound.clear()
         self._outbound_bytes = 0
@@ -611,7 +665,13 @@ class StompConnection:
         assert self._monitor is not None
         now = self._loop.time()
         if self._monitor.timed_out(now):
-            logger.info("session %s heart-beat timeout remote=%s", self.id, self.remote)
+            self._metrics.heartbeat_timeouts += 1
+            logger.info(
+                "session %s heart-beat timeout remote=%s",
+                self.id,
+                self.remote,
+                extra=self._fields("heart-beat timeout", "heart-beat timeout"),
+            )
             self.session.close()
             self.close(CloseCode.POLICY_VIOLATION, "heart-beat timeout")
             return

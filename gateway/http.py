@@ -1,6 +1,7 @@
 """
-Plain HTTP on the WebSocket port: health, the chat history API, the backend
-resources (:mod:`gateway.backend_api`), the demo page and SockJS's info resource.
+Plain HTTP on the WebSocket port: health, metrics, the chat history API, the
+backend resources (:mod:`gateway.backend_api`), the demo page and SockJS's info
+resource.
 
 ``websockets`` reads GET requests without bodies only; :class:`GatewayConnection`
 reads the body of other requests, rewrites their request line to GET and
@@ -24,6 +25,7 @@ from persistence import MessageStore, StoreError
 
 from .backend_api import BackendApi, BodyError
 from .http_responses import error_response, json_response, plain_response, preflight_response
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
 from .static_files import load_static_files
@@ -154,6 +156,11 @@ class HttpApi:
         demo_page: Whether to serve the demo chat page.
         readiness: Returns None when the gateway can serve, else why not.
         backend: The resources for other services, if served.
+        metrics: Returns the metrics in Prometheus text format.
+
+    Attributes:
+        draining: Set on SIGTERM: ``/readyz`` and WebSocket handshakes answer 503.
+        serving: Cleared at shutdown: ``/healthz`` answers 503 too.
 
     """
 
@@ -165,11 +172,14 @@ class HttpApi:
         demo_page: bool,
         readiness: Callable[[], Awaitable[str | None]],
         backend: BackendApi | None = None,
+        metrics: Callable[[], bytes],
     ) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
         self.backend = backend
         self.readiness = readiness
+        self.metrics = metrics
+        self.draining = False
         self.serving = True
         self.static = load_static_files(endpoints[0]) if demo_page else {}
 
@@ -195,6 +205,8 @@ class HttpApi:
             )
         kind = route(url.path, self.endpoints)
         if kind in (Route.RAW, Route.SOCKJS):
+            if self.draining:  # clients retry elsewhere (a proxy moves on to the next upstream)
+                return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining")
             return None  # a WebSocket handshake; websockets answers 426 to others
         if kind is Route.INFO:
             return info_response(request.headers.get("Origin"))
@@ -211,10 +223,12 @@ class HttpApi:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
         if url.path == "/readyz":
-            reason = await self.readiness() if self.serving else "shutting down"
+            reason = "draining" if self.draining else await self.readiness()
             if reason is None:
                 return json_response(http.HTTPStatus.OK, {"status": "ready"})
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, reason)
+        if url.path == "/metrics":
+            return plain_response(http.HTTPStatus.OK, self.metrics(), METRICS_CONTENT_TYPE)
         static = self.static.get(url.path)
         if static is not None:
             headers = [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
@@ -20,7 +20,7 @@ from persistence import (
     MessageStore,
     PresenceStore,
 )
-from protocol import HeartBeatPolicy, InvalidFrame, Limits
+from protocol import HeartBeatPolicy, Limits
 
 from .backend_api import BackendApi
 from .chat import ChatService
@@ -28,6 +28,7 @@ from .config import Config
 from .connection import SERVER_NAME, StompConnection
 from .framing import Framing, RawFraming, SockJSFraming
 from .http import HttpApi, connection_class
+from .metrics import Metrics
 from .persister import Persister
 from .presence import PresenceTracker
 from .recovery import RecentMessages
@@ -103,6 +104,7 @@ class Gateway:
     Attributes:
         registry: Local subscriptions (tests read its size).
         connections: Live connections.
+        metrics: What ``/metrics`` shows.
 
     """
 
@@ -118,6 +120,7 @@ class Gateway:
         self.heart_beat_policy = HeartBeatPolicy(
             config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
         )
+        self.metrics = Metrics()
         self.bus: MessageBus = bus or make_bus(config)
         self.store: MessageStore = store or make_store(config)
         self.registry = SubscriptionRegistry()
@@ -131,6 +134,7 @@ class Gateway:
             zone=zoneinfo.ZoneInfo(config.timezone),
             max_message_length=config.max_message_length,
             recent=RecentMessages(config.recovery_buffer),
+            metrics=self.metrics,
         )
         self.persister = Persister(self.bus, self.store)
         presence_store, self.connection_log = make_backend_stores(config, self.store)
@@ -149,8 +153,13 @@ class Gateway:
             demo_page=config.demo_page,
             readiness=self.readiness,
             backend=backend,
+            metrics=self.metrics.render,
         )
         self.connections: set[StompConnection] = set()
+        self.metrics.connections = self.connections.__len__
+        self.metrics.subscriptions = self.registry.__len__
+        self.metrics.bus_lag = self.bus.fan_out_lag
+        self.metrics.persister_lag = lambda: self.persister.lag
         self._idle = asyncio.Event()
         self._server: Server | None = None
 
@@ -209,18 +218,33 @@ class Gateway:
             if not self.connections:
                 self._idle.set()
 
+    async def drain(self, reason: str = "server restarting") -> None:
+        """
+        Restart gracefully (SIGTERM): answer ``/readyz`` and new WebSocket
+        handshakes with 503 at once, let connected clients go on for
+        ``--drain-period`` seconds (none when no client is connected), then
+        shut down, telling every session ``reason``.
+        """
+        self.http.draining = True
+        if self.connections and self.config.drain_period > 0:
+            logger.info(
+                "draining %d sessions for %.1f s", len(self.connections), self.config.drain_period
+            )
+            await asyncio.sleep(self.config.drain_period)
+        await self.shutdown(reason)
+
     async def shutdown(self, reason: str = "server shutting down") -> None:
         """Stop accepting, tell every session why, drain, and close bus and store."""
+        self.http.draining = True
         self.http.serving = False
         if self._server is not None:
             self._server.close(close_connections=False)
         if self.connections:
             logger.info("closing %d sessions: %s", len(self.connections), reason)
-        for connection in list(self.connections):
-            connection.fail(InvalidFrame(reason), CloseCode.GOING_AWAY)
-        if self.connections:
+            # Each session's SENDs awaiting the bus get their RECEIPTs before the ERROR.
+            going = [connection.going_away(reason) for connection in self.connections]
             try:
-                await asyncio.wait_for(self._idle.wait(), self.config.shutdown_timeout)
+                await asyncio.wait_for(self._closed(going), self.config.shutdown_timeout)
             except TimeoutError:
                 logger.warning("%d sessions still open at shutdown", len(self.connections))
         if self._server is not None:
@@ -233,3 +257,7 @@ class Gateway:
         await self.persister.close()
         await self.store.close()
         logger.info("stopped")
+
+    async def _closed(self, going: list[Coroutine[Any, Any, None]]) -> None:
+        await asyncio.gather(*going)
+        await self._idle.wait()

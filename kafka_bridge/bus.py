@@ -19,6 +19,8 @@ class Delivery:
         value: The record value: the chat message JSON.
         partition: Partition the record was written to.
         offset: Offset of the record within its partition.
+        timestamp: When the record was published, in seconds since the epoch
+            (Kafka's CreateTime; 0 when unknown); not part of its identity.
 
     """
 
@@ -26,6 +28,7 @@ class Delivery:
     value: bytes
     partition: int
     offset: int
+    timestamp: float = dataclasses.field(default=0.0, compare=False)
 
 
 Listener = Callable[[Delivery], None]
@@ -82,6 +85,9 @@ class MessageBus(Protocol):
 
     def durable_lag(self) -> int:
         """Records the durable listeners have not finished with."""
+
+    def fan_out_lag(self) -> dict[int, int]:
+        """Records of each partition not yet handed to the listeners (empty: no lag to tell)."""
 
     async def check(self) -> str | None:
         """Return None when the bus is reachable, else the reason it is not."""

@@ -89,6 +89,8 @@ class KafkaBus:
         self._consumers: list[AIOKafkaConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: dict[str, int] = {}
+        self._fan_out: AIOKafkaConsumer | None = None
+        self._positions: dict[TopicPartition, int] = {}  # next offset the fan-out hands on
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -98,6 +100,17 @@ class KafkaBus:
 
     def durable_lag(self) -> int:
         return sum(self._lags.values())
+
+    def fan_out_lag(self) -> dict[int, int]:
+        """Each partition's high-water mark (as of the last fetch) minus the fan-out's position."""
+        if self._fan_out is None:
+            return {}
+        lags = {}
+        for partition, position in self._positions.items():
+            highwater = self._fan_out.highwater(partition)
+            if highwater is not None:
+                lags[partition.partition] = max(0, highwater - position)
+        return lags
 
     async def start(self) -> None:
         """
@@ -169,7 +182,8 @@ class KafkaBus:
         await consumer.seek_to_end(*assigned)
         for partition in assigned:
             # Resolve the end now, so no record published after start() is missed.
-            await consumer.position(partition)
+            self._positions[partition] = await consumer.position(partition)
+        self._fan_out = consumer
         return consumer
 
     async def _start_group(self, group: str) -> AIOKafkaConsumer:
@@ -208,9 +222,11 @@ class KafkaBus:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-            for records in batches.values():
+            for partition, records in batches.items():
                 for record in records:
                     self._deliver(record)
+                if records:
+                    self._positions[partition] = records[-1].offset + 1
 
     def _deliver(self, record: ConsumerRecord[Any, Any]) -> None:
         delivery = _delivery(record)
@@ -303,11 +319,13 @@ class KafkaBus:
         for consumer in self._consumers:
             await consumer.stop()
         self._consumers = []
+        self._fan_out = None
 
 
 def _delivery(record: ConsumerRecord[Any, Any]) -> Delivery:
     key = record.key.decode(errors="replace") if record.key is not None else ""
-    return Delivery(key, record.value or b"", record.partition, record.offset)
+    timestamp = record.timestamp / 1000 if record.timestamp is not None else 0.0
+    return Delivery(key, record.value or b"", record.partition, record.offset, timestamp)
 
 
 async def _lag(consumer: AIOKafkaConsumer) -> int:

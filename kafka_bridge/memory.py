@@ -62,8 +62,11 @@ class InMemoryBus:
 
     async def publish(self, key: str, value: bytes) -> None:
         """Deliver at once: the record is as durable as it gets before this returns."""
-        self._last_offset = max(self._last_offset + 1, time.time_ns() // 1000)
-        delivery = Delivery(key, value, partition=0, offset=self._last_offset)
+        now_us = time.time_ns() // 1000
+        self._last_offset = max(self._last_offset + 1, now_us)
+        delivery = Delivery(
+            key, value, partition=0, offset=self._last_offset, timestamp=now_us / 1e6
+        )
         for listener in self._listeners:
             listener(delivery)
         for group in self._groups:
@@ -78,6 +81,9 @@ class InMemoryBus:
 
     def durable_lag(self) -> int:
         return sum(len(group.pending) + group.in_flight for group in self._groups)
+
+    def fan_out_lag(self) -> dict[int, int]:
+        return {}  # listeners are called before publish returns
 
     async def check(self) -> str | None:
         return None

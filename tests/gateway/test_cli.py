@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
 from websockets.asyncio.client import connect
 
 from gateway.config import OPTIONS, env_name
@@ -41,12 +42,45 @@ def test_python_dash_m_is_the_same_entry_point() -> None:
     assert result.stdout.startswith("usage: stomp-gateway")
 
 
-def test_invalid_option_fails_with_one_clear_line() -> None:
+@pytest.mark.parametrize(
+    ("argv", "environment", "reason"),
+    [
+        (["--port", "70000"], {}, "70000 is not a TCP port"),
+        (["--partitioner", "random"], {}, "invalid choice: 'random'"),
+        ([], {"STOMP_GATEWAY_PARTITIONER": "random"}, "'random' is not one of modulo, hash"),
+    ],
+)
+def test_invalid_configuration_fails_with_one_clear_line(
+    argv: list[str], environment: dict[str, str], reason: str
+) -> None:
     result = subprocess.run(
-        [_executable(), "--port", "70000"], capture_output=True, text=True, check=False
+        [_executable(), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **environment},
     )
     assert result.returncode == 2
-    assert "70000 is not a TCP port" in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("stomp-gateway: error: ")
+    assert reason in line
+
+
+def test_print_config_shows_the_effective_configuration_with_secrets_masked() -> None:
+    uri = "mongodb://chat:s3cr3t@mongo:27017/chat"
+    result = subprocess.run(
+        [_executable(), "--port", "9000", "--print-config"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "STOMP_GATEWAY_MONGO_URI": uri, "STOMP_GATEWAY_LOG_FORMAT": "json"},
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == [env_name(option) for option in OPTIONS]
+    assert "STOMP_GATEWAY_PORT=9000" in lines
+    assert "STOMP_GATEWAY_LOG_FORMAT=json" in lines
+    assert "STOMP_GATEWAY_MONGO_URI=mongodb://chat:*****@mongo:27017/chat" in lines
+    assert "s3cr3t" not in result.stdout
 
 
 async def _frames(websocket: object, parser: Parser, count: int) -> list[Frame]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway import Config, Gateway, parse_args
-from gateway.config import ENV_PREFIX, OPTIONS, env_name
+from gateway.config import ENV_PREFIX, OPTIONS, _readable_file, env_name, printable_config
 
 
 def env(**values: str) -> dict[str, str]:
@@ -226,7 +227,9 @@ def test_invalid_command_line_exits_2(argv: list[str], capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as info:
         parse_args(argv, {})
     assert info.value.code == 2
-    assert "usage: stomp-gateway" in capsys.readouterr().err
+    # One clear line, not the usage of every option.
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("stomp-gateway: error: ")
 
 
 def test_invalid_environment_is_reported_even_if_the_command_line_sets_it() -> None:
@@ -260,3 +263,51 @@ def test_empty_repeatable_environment(name: str, value: str) -> None:
         return
     assert getattr(config, name)  # or falling back to the default
     Gateway(config)
+
+
+# Operations: secrets, readable files, --print-config.
+
+
+def test_options_named_like_secrets_are_masked() -> None:
+    for option in OPTIONS:
+        if any(word in option.name for word in ("secret", "token", "password")):
+            assert option.secret, f"--{option.name} must be Option(..., secret=True)"
+
+
+def test_printable_config_masks_secret_options_and_uri_passwords(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret_topic = [
+        dataclasses.replace(option, secret=True) if option.name == "kafka-topic" else option
+        for option in OPTIONS
+    ]
+    monkeypatch.setattr("gateway.config.OPTIONS", tuple(secret_topic))
+    config = Config(kafka_topic="hidden", mongo_uri="mongodb://chat:pa%40ss@m1:1,m2:2/chat?tls=1")
+    lines = printable_config(config).splitlines()
+    assert "STOMP_GATEWAY_KAFKA_TOPIC=*****" in lines
+    assert "STOMP_GATEWAY_MONGO_URI=mongodb://chat:*****@m1:1,m2:2/chat?tls=1" in lines
+    assert "STOMP_GATEWAY_ENDPOINT=/ws" in lines
+    assert "hidden" not in "\n".join(lines)
+    assert "pa%40ss" not in "\n".join(lines)
+
+
+def test_printable_config_round_trips_through_the_environment() -> None:
+    config = Config(endpoint=("/ws", "/wss"), demo_page=False, drain_period=0.5)
+    environ = dict(line.split("=", 1) for line in printable_config(config).splitlines())
+    assert parse_args([], environ) == config
+
+
+def test_readable_file_accepts_a_file_and_names_what_is_wrong(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN KEY-----\n")
+    assert _readable_file(str(key)) == str(key)
+    with pytest.raises(ValueError, match=r"cannot read '.*missing.pem': No such file"):
+        _readable_file(str(tmp_path / "missing.pem"))
+    with pytest.raises(ValueError, match="Is a directory"):
+        _readable_file(str(tmp_path))
+
+
+def test_drain_period_may_be_zero_but_not_negative() -> None:
+    assert parse_args(["--drain-period", "0"], {}).drain_period == 0
+    with pytest.raises(SystemExit):
+        parse_args(["--drain-period", "-1"], {})

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from pymongo import AsyncMongoClient
+from websockets.exceptions import ConnectionClosed
 
 from protocol import Command
 from tests.conftest import GatewaySpawner
@@ -51,10 +52,8 @@ async def send_until_killed(client: StompTestClient, kill: asyncio.Event) -> tup
             if sent == KILL_AFTER:
                 kill.set()
             await asyncio.sleep(SEND_EVERY)
-    except Closed:
-        pass
-    except OSError:
-        pass
+    except (Closed, ConnectionClosed, OSError):
+        pass  # the gateway was killed: sending ends here
     finally:
         await asyncio.wait({reader}, timeout=10)
         reader.cancel()

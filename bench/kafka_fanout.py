@@ -139,12 +139,15 @@ async def http_status(port: int, path: str) -> int:
         writer.close()
 
 
-async def start_gateway(args: Sequence[str], log_dir: Path) -> GatewayProcess:
+async def start_gateway(
+    args: Sequence[str], log_dir: Path, prefix: Sequence[str] = ()
+) -> GatewayProcess:
+    """Start ``stomp-gateway`` (under ``prefix``, e.g. ``taskset -c 0``) and wait for /readyz."""
     port = free_port()
     log_path = log_dir / f"stomp-gateway-{port}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [str(STOMP_GATEWAY), "--port", str(port), *args],
+            [*prefix, str(STOMP_GATEWAY), "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

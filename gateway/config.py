@@ -48,6 +48,7 @@ class Config:
     sockjs_heartbeat: int = 25_000
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    event_loop: str = "auto"
     kafka_bootstrap: str = ""
     kafka_topic: str = "chat"
     kafka_partitions: int = 3
@@ -247,6 +248,11 @@ OPTIONS: tuple[Option, ...] = (
         "log-level",
         "Logging level.",
         choices=("debug", "info", "warning", "error"),
+    ),
+    Option(
+        "event-loop",
+        "asyncio event loop: uvloop, asyncio, or auto (uvloop when installed).",
+        choices=("auto", "asyncio", "uvloop"),
     ),
     Option(
         "kafka-bootstrap",

@@ -15,6 +15,7 @@ import asyncio
 import sys
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 # -P above: bench/persistence.py must not shadow the package gateway.cli imports.
 from gateway.cli import event_loop_factory
@@ -27,6 +28,8 @@ async def forward(websocket: ServerConnection) -> None:
     try:
         async for message in websocket:
             broadcast(connections - {websocket}, message)
+    except ConnectionClosed:
+        pass  # the load generator aborts its connections at the end
     finally:
         connections.discard(websocket)
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+# One scheduler for its one core, and no busy-waiting when idle (it would show as CPU).
+ERL_ARGS = "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none"
 
 
 @dataclasses.dataclass
@@ -73,8 +75,7 @@ def rabbitmq(prefix: Sequence[str] = ()) -> Iterator[RabbitMQ]:
                 "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
                 "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-                # One scheduler for one core, and no busy-waiting when idle.
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none",
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERL_ARGS,
             }
         )
         log = (base / "server.log").open("wb")

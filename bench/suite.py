@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -246,16 +247,19 @@ def percentile(histogram: Counter[int], fraction: float) -> float | None:
     return None  # pragma: no cover
 
 
-async def measure(scenario: Scenario, srv: Server, workers: Workers, cores: int) -> dict[str, Any]:
+async def measure(
+    scenario: Scenario, srv: Server, workers: Workers, cores: int, profile_dir: Path | None
+) -> dict[str, Any]:
     rss_before = rss_kib(srv.pid)
     connections = await workers.start(worker_specs(scenario, srv, cores))
     if scenario.hold_s:
         await asyncio.sleep(min(2.0, scenario.hold_s))  # let allocations settle
     rss_after = rss_kib(srv.pid)
     cpu0, wall0 = cpu_seconds(srv.pid), time.monotonic()
-    go_ns, results = await workers.go()
-    server_cpu = cpu_seconds(srv.pid) - cpu0
-    wall = time.monotonic() - wall0
+    async with profiled(srv, scenario, profile_dir):
+        go_ns, results = await workers.go()
+        server_cpu = cpu_seconds(srv.pid) - cpu0
+        wall = time.monotonic() - wall0
     histogram: Counter[int] = Counter()
     for result in results:
         histogram.update({int(k): v for k, v in result["histogram"].items()})
@@ -313,6 +317,65 @@ def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     line[field] = round(record[field] / base[field], 3)
             lines.append(line)
     return lines
+
+
+# Profiles.
+
+
+@contextlib.asynccontextmanager
+async def profiled(srv: Server, scenario: Scenario, out: Path | None) -> AsyncIterator[None]:
+    """Sample the gateway with py-spy while the scenario runs; print the top functions."""
+    if out is None or srv.target != "gateway" or scenario.hold_s:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"{scenario.name}-{srv.target}.txt"
+    command = [
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(srv.pid),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+    ]
+    command += ["--output", str(raw), "--nonblocking"]
+    spy = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        await spy.wait()
+    if raw.exists():
+        emit({"scenario": scenario.name, "target": srv.target, "profile": str(raw), **top(raw)})
+
+
+def top(raw: Path, count: int = 15) -> dict[str, Any]:
+    """The functions most samples were in (self) and under (total), in % of samples."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [
+            frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")")
+            for frame in stack.split(";")
+        ]
+        weight = int(number)
+        samples += weight
+        own[frames[-1]] += weight
+        for frame in set(frames):
+            total[frame] += weight
+
+    def pct(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / samples, 1)) for name, n in counter.most_common(count)]
+
+    return {"samples": samples, "self_pct": pct(own), "total_pct": pct(total)} if samples else {}
 
 
 # The Kafka and MongoDB scenario: the existing benchmarks, reshaped.
@@ -375,7 +438,7 @@ async def run_scenarios(options: argparse.Namespace) -> int:
                 async with server(target, options, log_dir) as srv:
                     workers = Workers(cores)
                     try:
-                        record = await measure(scenario, srv, workers, len(cores))
+                        record = await measure(scenario, srv, workers, len(cores), options.profile)
                     finally:
                         await workers.stop()
                 emit(record)
@@ -417,6 +480,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--event-loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra gateway option")
     parser.add_argument("--log-dir", type=Path, help="keep server logs there")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the gateway into this directory; print its top"
+    )
     options = parser.parse_args(argv)
     if options.quick and options.targets == ",".join(TARGETS):
         options.targets = "gateway,floor"

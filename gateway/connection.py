@@ -554,6 +554,9 @@ class StompConnection:
         websocket = self.websocket
         while True:
             await self._wakeup.wait()
+            # One turn of the loop first: under load the reader fans out the
+            # next frames meanwhile, and they leave together (see RawFraming).
+            await asyncio.sleep(0)
             self._wakeup.clear()
             while self._outbound:
                 batch = list(self._outbound)

@@ -139,12 +139,15 @@ async def http_status(port: int, path: str) -> int:
         writer.close()
 
 
-async def start_gateway(args: Sequence[str], log_dir: Path) -> GatewayProcess:
+async def start_gateway(
+    args: Sequence[str], log_dir: Path, prefix: Sequence[str] = ()
+) -> GatewayProcess:
+    """Start ``stomp-gateway`` (under ``prefix``, e.g. ``taskset -c 0``) and wait for /readyz."""
     port = free_port()
     log_path = log_dir / f"stomp-gateway-{port}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [str(STOMP_GATEWAY), "--port", str(port), *args],
+            [*prefix, str(STOMP_GATEWAY), "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -293,12 +296,14 @@ async def run(
     window: int,
     subscribers_per_instance: int,
     publisher_count: int,
+    rooms: int = 1,
 ) -> dict[str, Any]:
     subscribers: list[Subscriber] = []
     for gateway in instances:
         for n in range(subscribers_per_instance):
             client = await Client.open(gateway.port)
-            await client.subscribe(f"/sub/chat/{ROOM}", f"room-{n}")
+            for room in range(rooms):
+                await client.subscribe(f"/sub/chat/{ROOM + room}", f"room-{n}-{room}")
             subscribers.append(Subscriber(client))
     publishers = [Publisher(await Client.open(instances[0].port)) for _ in range(publisher_count)]
     for publisher in publishers:
@@ -320,7 +325,7 @@ async def run(
                     await asyncio.sleep(delay)
             elif publisher.window is not None:
                 await publisher.window.acquire()
-            await publisher.client.send_chat(seq, receipt=with_receipts)
+            await publisher.client.send_chat(seq, with_receipts, ROOM + seq % rooms)
 
     started = time.monotonic()
     try:
@@ -345,6 +350,7 @@ async def run(
         "instances": len(instances),
         "publishers": len(publishers),
         "subscribers": len(subscribers),
+        "rooms": rooms,
         "messages": messages,
         "target_rate": rate,
         "send_rate": round(messages / sent_in, 1),
@@ -373,6 +379,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instances", default="1,2", help="gateway counts to run (1,2)")
     parser.add_argument("--subscribers", type=int, default=1, help="per instance (1)")
     parser.add_argument(
+        "--rooms",
+        type=int,
+        default=1,
+        help="rooms messages go round-robin to; each subscriber is in all (1)",
+    )
+    parser.add_argument(
         "--publishers", type=int, default=1, help="publishing connections to instance 1 (1)"
     )
     parser.add_argument("--max-messages", type=int, default=10000, help="max-throughput run")
@@ -400,6 +412,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     window=options.window,
                     subscribers_per_instance=options.subscribers,
                     publisher_count=options.publishers,
+                    rooms=options.rooms,
                 )
                 print(json.dumps(result), flush=True)
                 if not options.no_max:
@@ -411,6 +424,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         window=options.window,
                         subscribers_per_instance=options.subscribers,
                         publisher_count=options.publishers,
+                        rooms=options.rooms,
                     )
                     print(json.dumps(result), flush=True)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import itertools
 import logging
 import os
@@ -53,9 +54,14 @@ def local_date_time(epoch_ns: int, zone: zoneinfo.ZoneInfo) -> str:
     (Java's ``DateTimeFormatter.ISO_LOCAL_DATE_TIME``).
     """
     seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, zone)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = _local_second(seconds, zone)
     return f"{text}.{nanos:09d}".rstrip("0") if nanos else text
+
+
+@functools.lru_cache(maxsize=4)
+def _local_second(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
+    """The formatted second: messages of one second share it (the profile's top chat cost)."""
+    return datetime.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class ChatService:

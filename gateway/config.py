@@ -63,6 +63,7 @@ class Config:
     shutdown_timeout: float = 10.0
     log_level: str = "info"
     log_format: str = "text"
+    event_loop: str = "auto"
     kafka_bootstrap: str = ""
     kafka_topic: str = "chat"
     kafka_partitions: int = 3
@@ -301,6 +302,11 @@ OPTIONS: tuple[Option, ...] = (
         "log-format",
         "Log lines as text, or as one JSON object per line.",
         choices=("text", "json"),
+    ),
+    Option(
+        "event-loop",
+        "asyncio event loop: uvloop, asyncio, or auto (uvloop when installed).",
+        choices=("auto", "asyncio", "uvloop"),
     ),
     Option(
         "kafka-bootstrap",

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
@@ -634,13 +634,16 @@ class StompConnection:
         websocket = self.websocket
         while True:
             await self._wakeup.wait()
+            # One turn of the loop first: under load the reader fans out the
+            # next frames meanwhile, and they leave together (see RawFraming).
+            await asyncio.sleep(0)
             self._wakeup.clear()
             while self._outbound:
                 batch = list(self._outbound)
                 self._outbound.clear()
                 self._outbound_bytes = 0
                 for message, text in self.framing.encode(batch):
-                    await websocket.send(message, text=text)
+                    await self._write(message, text)
             if self._monitor is not None:
                 self._monitor.sent(self._loop.time())
             if self._close is not None:
@@ -648,6 +651,19 @@ class StompConnection:
                     await websocket.send(message)
                 await websocket.close(*self._close)
                 return
+
+    async def _write(self, message: str | bytes, text: bool) -> None:
+        """
+        Write one WebSocket message: at once while the socket keeps up, else
+        waiting for its buffer to drain (back-pressure on the outbound queue).
+        """
+        websocket = self.websocket
+        transport = websocket.transport
+        if transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]:
+            # websockets' own synchronous path: no lock, no context, no await.
+            broadcast((websocket,), message, text=text)  # a failed write logs a warning
+        else:
+            await websocket.send(message, text=text)
 
     # Timers.
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 __all__ = [
+    "COALESCE_BYTES",
     "SOCKJS_HEARTBEAT_MS",
     "Framing",
     "FramingError",
@@ -29,6 +30,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SOCKJS_HEARTBEAT_MS = 25_000  # sockjs-node's default heartbeat_delay
+COALESCE_BYTES = 64 * 1024  # largest WebSocket message made of several frames
 
 
 class Kind(enum.IntEnum):
@@ -66,7 +68,16 @@ class Framing(Protocol):
 
 
 class RawFraming:
-    """STOMP over WebSocket: one STOMP frame per message, text when UTF-8."""
+    """
+    STOMP over WebSocket: STOMP frames in messages, text when UTF-8.
+
+    Frames ready together go in one message, up to :data:`COALESCE_BYTES`:
+    clients split a message on the NUL ending each frame (@stomp/stompjs 7
+    parses a byte stream; stompjs 2.3.3 splits on NUL followed by any EOLs).
+    A heart-beat (a lone EOL) always travels alone: stompjs 2.3.3 recognizes
+    it only as a whole message, and would read an EOL before a frame as an
+    empty command.
+    """
 
     idle_heartbeat_ms = 0
 
@@ -77,12 +88,31 @@ class RawFraming:
         return [message.encode() if isinstance(message, str) else message]
 
     def encode(self, batch: Iterable[Outbound]) -> list[tuple[Message, bool]]:
-        return [
-            (data, kind is not Kind.BINARY) for data, kind in batch if kind is not Kind.HEARTBEAT
-        ]
+        messages: list[tuple[Message, bool]] = []
+        frames: list[bytes] = []
+        size = 0
+        for data, kind in batch:
+            if kind is Kind.TEXT and data != b"\n" and size + len(data) <= COALESCE_BYTES:
+                frames.append(data)
+                size += len(data)
+                continue
+            messages.extend(_joined(frames))
+            frames, size = [], 0
+            if kind is Kind.TEXT and data != b"\n":
+                frames, size = [data], len(data)
+            elif kind is not Kind.HEARTBEAT:
+                messages.append((data, kind is Kind.TEXT))
+        messages.extend(_joined(frames))
+        return messages
 
     def closing(self, code: int, reason: str) -> list[Message]:
         return []
+
+
+def _joined(frames: list[bytes]) -> list[tuple[Message, bool]]:
+    if not frames:
+        return []
+    return [(frames[0] if len(frames) == 1 else b"".join(frames), True)]
 
 
 class SockJSFraming:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from gateway.framing import FramingError, Kind, RawFraming, SockJSFraming
+from gateway.framing import COALESCE_BYTES, FramingError, Kind, RawFraming, SockJSFraming
 
 
-def test_raw_framing_passes_frames_through_one_message_each() -> None:
+def test_raw_framing_passes_frames_through() -> None:
     framing = RawFraming()
     assert framing.opening() == []
     assert framing.decode("SEND\n\n\0") == [b"SEND\n\n\0"]
@@ -17,6 +17,23 @@ def test_raw_framing_passes_frames_through_one_message_each() -> None:
     batch = [(b"A\n\n\0", Kind.TEXT), (b"\xff", Kind.BINARY), (b"", Kind.HEARTBEAT)]
     assert framing.encode(batch) == [(b"A\n\n\0", True), (b"\xff", False)]
     assert framing.closing(1000, "bye") == []
+
+
+def test_raw_framing_joins_text_frames_ready_together() -> None:
+    framing = RawFraming()
+    a, b, c = b"A\n\n\0", b"B\n\n\0", b"C\n\n\0"
+    batch = [(a, Kind.TEXT), (b, Kind.TEXT), (b"\n", Kind.TEXT), (c, Kind.TEXT)]
+    # The STOMP heart-beat (a lone EOL) travels alone, between the joined frames.
+    assert framing.encode(batch) == [(a + b, True), (b"\n", True), (c, True)]
+    binary = [(a, Kind.TEXT), (b"\xff\0", Kind.BINARY), (b, Kind.TEXT)]
+    assert framing.encode(binary) == [(a, True), (b"\xff\0", False), (b, True)]
+
+
+def test_raw_framing_caps_a_joined_message() -> None:
+    framing = RawFraming()
+    frame = b"M" * (COALESCE_BYTES // 2 - 1) + b"\0"  # two fill a message exactly
+    messages = framing.encode([(frame, Kind.TEXT)] * 3)
+    assert messages == [(frame + frame, True), (frame, True)]
 
 
 def test_sockjs_opens_batches_and_closes() -> None:

@@ -1,0 +1,418 @@
+"""
+Load generator worker: many WebSocket clients in one process, raw asyncio.
+
+Not run by hand: ``bench/suite.py`` starts one per load-generator core, pinned
+with ``taskset``, gives it a JSON spec as its argument and talks to it over
+stdin/stdout:
+
+1. it opens its connections (STOMP CONNECT and SUBSCRIBE with receipts, or a
+   bare WebSocket for the transport floor) and prints ``{"ready": ...}``;
+2. on a ``go`` line it publishes (worker 0 only), receives, or holds idle
+   connections, then prints one JSON line with its counts, its latency
+   histogram and its own CPU share.
+
+Each client is an :class:`asyncio.Protocol` speaking just enough RFC 6455 to be
+cheap: no per-message task, future or object, deliveries are counted by
+searching the payload for the marker every published text carries
+(``~~<seq>:<monotonic ns>:``; CLOCK_MONOTONIC is system-wide on Linux, so the
+publisher's clock is every subscriber's clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import json
+import os
+import re
+import struct
+import sys
+import time
+import typing
+from collections.abc import Callable
+from typing import Any
+
+MARK = re.compile(rb"~~(\d+):(\d+):")
+MARKER = b"~~"  # never in a header (RabbitMQ's message-ids hold "@@")
+TEXT_BYTES = 100  # the chat message text
+# RFC 6455 §5.3: client frames are masked. An all-zero key is a valid key and
+# leaves the payload as it is, so sending costs no XOR.
+ZERO_MASK = b"\0\0\0\0"
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+
+
+def ws_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
+    """One masked, final client frame (RFC 6455 §5.2)."""
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    return head + ZERO_MASK + payload
+
+
+def stomp(command: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = "".join(f"{name}:{value}\n" for name, value in headers.items())
+    return f"{command}\n{lines}\n".encode() + body + b"\0"
+
+
+def chat_text(seq: int) -> bytes:
+    text = f"~~{seq}:{time.monotonic_ns()}:".encode()
+    return text + b"x" * (TEXT_BYTES - len(text))
+
+
+class Dialect:
+    """What one target speaks: the floor's bare messages, or STOMP to a room."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.stomp = target != "floor"
+
+    def connect(self, heartbeat_ms: int) -> bytes:
+        headers = {"accept-version": "1.2", "heart-beat": f"{heartbeat_ms},{heartbeat_ms}"}
+        if self.target == "rabbitmq":
+            headers |= {"host": "/", "login": "guest", "passcode": "guest"}
+        else:
+            headers["host"] = "localhost"
+        return stomp("CONNECT", headers)
+
+    def subscribe(self, room: int, receipt: str) -> bytes:
+        destination = f"/topic/room.{room}" if self.target == "rabbitmq" else f"/sub/chat/{room}"
+        return stomp("SUBSCRIBE", {"id": "0", "destination": destination, "receipt": receipt})
+
+    def publish(self, room: int, seq: int) -> bytes:
+        text = chat_text(seq)
+        if not self.stomp:
+            return text
+        if self.target == "rabbitmq":
+            headers = {"destination": f"/topic/room.{room}", "content-type": "text/plain"}
+            return stomp("SEND", headers, text)
+        body = b'{"memberId":1,"nickname":"bench","message":"' + text + b'"}'
+        headers = {"destination": f"/pub/chat/{room}", "content-type": "application/json"}
+        return stomp("SEND", headers, body)
+
+
+class Client(asyncio.Protocol):
+    """One WebSocket client connection; counts the marked texts it receives."""
+
+    def __init__(self, path: str, subprotocol: str | None, latency: bool) -> None:
+        self.path = path
+        self.subprotocol = subprotocol
+        self.latency = latency
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = False
+        self.closed = False
+        self.waiting: tuple[bytes, asyncio.Future[None]] | None = None
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.received = 0
+        self.last_ns = 0
+        self.errors = 0
+        self.seen: set[int] = set()
+        self.histogram: collections.Counter[int] | None = None
+
+    # Transport.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {self.path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        if self.subprotocol:
+            lines.append(f"Sec-WebSocket-Protocol: {self.subprotocol}")
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError("closed during the handshake"))
+        if self.waiting is not None and not self.waiting[1].done():
+            self.waiting[1].set_exception(ConnectionError("closed"))
+
+    def data_received(self, data: bytes) -> None:
+        if not self.open:
+            self.buffer += data
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
+            data = bytes(self.buffer[end + 4 :])
+            self.buffer = bytearray()
+            if b" 101 " not in status:
+                self.handshake.set_exception(ConnectionError(status.decode(errors="replace")))
+                return
+            self.open = True
+            self.handshake.set_result(None)
+        elif self.buffer:
+            self.buffer += data
+            data = bytes(self.buffer)
+        offset, size = 0, len(data)
+        # The hot path: count the marks in place, without copying the payload.
+        counting = not self.latency and self.waiting is None
+        while size - offset >= 2:
+            opcode, length = data[offset] & 0x0F, data[offset + 1] & 0x7F
+            start = offset + 2
+            if length == 126:
+                if size - offset < 4:
+                    break
+                length = int.from_bytes(data[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - offset < 10:
+                    break
+                length = int.from_bytes(data[start : start + 8], "big")
+                start += 8
+            end = start + length
+            if end > size:
+                break
+            if counting and opcode == OP_TEXT and (marks := data.count(MARKER, start, end)):
+                self.received += marks
+                self.last_ns = time.monotonic_ns()
+            else:
+                self.on_frame(opcode, data[start:end])
+            offset = end
+        self.buffer = bytearray(data[offset:]) if offset < size else bytearray()
+
+    def on_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == OP_PING:
+            self.send(payload, OP_PONG)
+        elif opcode == OP_CLOSE:
+            if not self.closed:
+                self.send(payload[:2], OP_CLOSE)
+                self.closed = True
+        elif opcode != OP_PONG:  # text, binary (servers here never fragment)
+            self.on_message(payload)
+
+    def on_message(self, payload: bytes) -> None:
+        marks = payload.count(MARKER)
+        if marks:
+            self.received += marks
+            self.last_ns = time.monotonic_ns()
+            if self.latency:
+                self.measure(payload)
+        if payload.startswith(b"ERROR") or b"\0ERROR\n" in payload:
+            self.errors += 1
+        if self.waiting is not None and self.waiting[0] in payload:
+            future = self.waiting[1]
+            self.waiting = None
+            future.set_result(None)
+
+    def measure(self, payload: bytes) -> None:
+        assert self.histogram is not None
+        now = self.last_ns
+        for match in MARK.finditer(payload):
+            self.seen.add(int(match[1]))
+            self.histogram[bucket((now - int(match[2])) // 1000)] += 1
+
+    def send(self, payload: bytes, opcode: int = OP_TEXT) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(ws_frame(payload, opcode))
+
+    async def request(self, payload: bytes, token: bytes, timeout: float = 30) -> None:
+        """Send ``payload`` and wait for a message containing ``token``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting = (token, future)
+        self.send(payload)
+        await asyncio.wait_for(future, timeout)
+
+
+def bucket(micros: int) -> int:
+    """Round to 7 significant bits (under 1% error), so histograms stay small."""
+    shift = micros.bit_length() - 7
+    return (micros >> shift) << shift if shift > 0 else micros
+
+
+# The worker.
+
+
+class Worker:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.dialect = Dialect(spec["target"])
+        self.subscribers: list[Client] = []
+        self.publishers: list[Client] = []
+        self.histogram: collections.Counter[int] = collections.Counter()
+
+    async def open(self, subscribe_to: int | None) -> Client:
+        loop = asyncio.get_running_loop()
+        spec = self.spec
+        subprotocol = "v12.stomp" if self.dialect.stomp else None
+        latency = bool(spec.get("latency"))
+
+        def factory() -> Client:
+            return Client(spec["path"], subprotocol, latency)
+
+        _, client = await loop.create_connection(factory, "127.0.0.1", spec["port"])
+        client.histogram = self.histogram
+        await asyncio.wait_for(client.handshake, 30)
+        if self.dialect.stomp:
+            await client.request(self.dialect.connect(spec.get("heartbeat_ms", 0)), b"CONNECTED")
+            if subscribe_to is not None:
+                frame = self.dialect.subscribe(subscribe_to, "s")
+                await client.request(frame, b"receipt-id:s")
+        return client
+
+    async def setup(self) -> None:
+        rooms: list[int] = self.spec["rooms"]
+        semaphore = asyncio.Semaphore(100)  # connections being opened at once
+
+        async def one(room: int) -> Client:
+            async with semaphore:
+                return await self.open(room)
+
+        self.subscribers = list(await asyncio.gather(*(one(room) for room in rooms)))
+        publish = self.spec.get("publish")
+        if publish:
+            for _ in range(publish["publishers"]):
+                self.publishers.append(await self.open(None))
+
+    async def run(self, go_ns: int) -> dict[str, Any]:
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        if self.spec.get("hold_s"):
+            await self.hold(self.spec["hold_s"])
+            sent = send_first = send_last = 0
+        else:
+            publishing = asyncio.create_task(self.publish()) if self.publishers else None
+            await self.settle()
+            sent, send_first, send_last = await publishing if publishing else (0, 0, 0)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        per_sub = self.per_sub()
+        lost = sum(e - min(e, c.received) for c, e in zip(self.subscribers, per_sub, strict=True))
+        return {
+            "connections": len(self.subscribers),
+            "deliveries": sum(c.received for c in self.subscribers),
+            "expected": sum(per_sub),
+            "lost": lost,
+            "unique": sum(len(c.seen) for c in self.subscribers),
+            "errors": sum(c.errors for c in [*self.subscribers, *self.publishers]),
+            "closed": sum(c.closed for c in [*self.subscribers, *self.publishers]),
+            "first_ns": go_ns,
+            "last_ns": max((c.last_ns for c in self.subscribers), default=0),
+            "sent": sent,
+            "send_first_ns": send_first,
+            "send_last_ns": send_last,
+            "histogram": dict(self.histogram),
+            "cpu_s": round(cpu, 3),
+            "wall_s": round(wall, 3),
+        }
+
+    def per_sub(self) -> list[int]:
+        """Messages each subscriber should get: rooms are published round-robin."""
+        publish = self.spec["all_publish"]
+        if not publish:
+            return [0] * len(self.subscribers)
+        rooms: list[int] = publish["rooms"]
+        count = collections.Counter(rooms[seq % len(rooms)] for seq in range(publish["messages"]))
+        return [count[room] for room in self.spec["rooms"]]
+
+    def expected(self) -> int:
+        return sum(self.per_sub())
+
+    async def publish(self) -> tuple[int, int, int]:
+        """Send the messages: a burst, or open loop at a fixed rate (never waits for replies)."""
+        publish = self.spec["publish"]
+        rooms, total, rate = publish["rooms"], publish["messages"], publish["rate"]
+        publishers = self.publishers
+        first = time.monotonic_ns()
+        sent = 0
+        while sent < total:
+            if rate:
+                due = min(total, int((time.monotonic_ns() - first) * rate / 1e9) + 1)
+            else:
+                due = min(total, sent + 50)
+            for seq in range(sent, due):
+                room = rooms[seq % len(rooms)]
+                publishers[seq % len(publishers)].send(self.dialect.publish(room, seq))
+            sent = due
+            await asyncio.sleep(0.001 if rate else 0)
+        return sent, first, time.monotonic_ns()
+
+    async def settle(self) -> None:
+        """Until every subscriber has its messages, or nothing came for ``settle_s``."""
+        expected, idle = self.expected(), self.spec["settle_s"]
+        total, progress = -1, time.monotonic()
+        publish = self.spec["all_publish"]
+        # Open loop: deliveries may only start after the whole schedule.
+        if publish and publish["rate"]:
+            progress += publish["messages"] / publish["rate"]
+        while True:
+            now_total = sum(c.received for c in self.subscribers)
+            if now_total >= expected:
+                return
+            if now_total != total:
+                total, progress = now_total, max(progress, time.monotonic())
+            elif time.monotonic() - progress > idle:
+                return
+            await asyncio.sleep(0.02)
+
+    async def hold(self, seconds: float) -> None:
+        """Keep the connections idle, each sending its heart-beat on time."""
+        interval = self.spec.get("heartbeat_ms", 0) / 1000
+        clients = self.subscribers
+        end = time.monotonic() + seconds
+        if not interval or not self.dialect.stomp:
+            await asyncio.sleep(seconds)
+            return
+        # Spread the heart-beats over the interval in 100 slices.
+        slices = 100
+        index = 0
+        while time.monotonic() < end:
+            for client in clients[index::slices]:
+                client.send(b"\n")  # STOMP 1.2 §Heart-beating: an EOL
+            index = (index + 1) % slices
+            await asyncio.sleep(interval / slices)
+
+
+async def serve(spec: dict[str, Any]) -> None:
+    worker = Worker(spec)
+    await worker.setup()
+    emit({"ready": len(worker.subscribers) + len(worker.publishers)})
+    line = await asyncio.to_thread(sys.stdin.readline)
+    go_ns = int(line.split()[1])
+    result = await worker.run(go_ns)
+    cpu_share = result["cpu_s"] / result["wall_s"] if result["wall_s"] else 0.0
+    result["cpu_pct"] = round(100 * cpu_share, 1)
+    if cpu_share > 0.9:
+        print(
+            f"loadgen: WARNING: worker used {result['cpu_pct']}% of its core: "
+            "the figures may measure the load generator",
+            file=sys.stderr,
+            flush=True,
+        )
+    emit(result)
+    for client in [*worker.subscribers, *worker.publishers]:
+        if client.transport is not None:
+            client.transport.abort()
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed on Linux
+        return None
+    return uvloop.new_event_loop
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(spec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,497 @@
+"""
+The benchmark suite: the gateway side by side with RabbitMQ Web-STOMP and the
+transport floor (bench/floor.py), on the same machine in the same run.
+
+Not a test: it asserts nothing about time. It prints one JSON line per
+scenario and target, then the ratios gateway/RabbitMQ and gateway/floor;
+progress and warnings go to stderr. Run it through ``bench/run`` (which raises
+the open-file limit); see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from kafka_fanout import free_port, start_gateway, stop_gateway
+from rabbitmq import installed as rabbitmq_installed
+from rabbitmq import rabbitmq
+
+BENCH = Path(__file__).resolve().parent
+TARGETS = ("gateway", "rabbitmq", "floor")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# Scenarios, at full scale; --scale and --quick shrink them.
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    targets: tuple[str, ...]
+    subscribers: int  # connections, each subscribed to one room
+    rooms: int
+    messages: int = 0
+    rate: float | None = None  # msg/s, open loop; None: one burst
+    latency: bool = False
+    hold_s: float = 0.0  # idle: how long the connections stay idle
+    heartbeat_ms: int = 0
+
+
+FULL = {
+    "fanout": Scenario("fanout", TARGETS, subscribers=1000, rooms=1, messages=5000),
+    "rooms": Scenario(
+        "rooms", ("gateway", "rabbitmq"), 2000, rooms=500, messages=60_000, rate=2000, latency=True
+    ),
+    "idle": Scenario("idle", TARGETS, 10_000, rooms=500, hold_s=20, heartbeat_ms=10_000),
+}
+QUICK = {
+    "fanout": Scenario("fanout", TARGETS, subscribers=20, rooms=1, messages=100),
+    "rooms": Scenario(
+        "rooms", ("gateway", "rabbitmq"), 20, rooms=10, messages=200, rate=400, latency=True
+    ),
+    "idle": Scenario("idle", TARGETS, 50, rooms=10, hold_s=0.5, heartbeat_ms=10_000),
+}
+
+
+def scaled(scenario: Scenario, factor: float) -> Scenario:
+    if factor == 1:
+        return scenario
+    rooms = max(1, round(scenario.rooms * factor)) if scenario.rooms > 1 else 1
+    per_room = max(1, scenario.subscribers // scenario.rooms)
+    subscribers = rooms * per_room if rooms > 1 else max(1, round(scenario.subscribers * factor))
+    return dataclasses.replace(
+        scenario,
+        rooms=rooms,
+        subscribers=subscribers,
+        messages=max(1, round(scenario.messages * factor)) if scenario.messages else 0,
+        rate=scenario.rate * factor if scenario.rate else None,
+        hold_s=scenario.hold_s * max(factor, 0.1),
+    )
+
+
+# /proc figures of a server process.
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its waited-for children (proc(5) stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# Servers.
+
+
+@dataclasses.dataclass
+class Server:
+    target: str
+    port: int
+    path: str
+    pid: int
+
+
+def pin(cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+@contextlib.asynccontextmanager
+async def server(target: str, options: argparse.Namespace, log_dir: Path) -> AsyncIterator[Server]:
+    prefix = pin(options.server_cpus)
+    if target == "gateway":
+        args = ["--log-level", "warning", "--event-loop", options.event_loop, *options.gateway_arg]
+        gateway = await start_gateway(args, log_dir, prefix)
+        try:
+            yield Server(target, gateway.port, "/ws", gateway.process.pid)
+        finally:
+            await stop_gateway(gateway)
+    elif target == "floor":
+        port = free_port()
+        command = [sys.executable, "-P", str(BENCH / "floor.py"), "--port", str(port)]
+        command += ["--event-loop", options.event_loop]
+        process = subprocess.Popen([*prefix, *command], stdin=subprocess.DEVNULL)
+        try:
+            await wait_listening(port, process)
+            yield Server(target, port, "/", process.pid)
+        finally:
+            process.terminate()
+            await asyncio.to_thread(process.wait)
+    else:
+        with rabbitmq(prefix) as node:
+            yield Server(target, node.web_stomp_port, "/ws", node.pid)
+
+
+async def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after 30 s")
+
+
+# Load generator workers.
+
+
+class Workers:
+    """One bench/loadgen.py process per load-generator core."""
+
+    def __init__(self, cpus: list[str | None]) -> None:
+        self.cpus = cpus
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self, specs: list[dict[str, Any]]) -> int:
+        for cpu, spec in zip(self.cpus, specs, strict=True):
+            command = [*pin(cpu), sys.executable, str(BENCH / "loadgen.py"), json.dumps(spec)]
+            self.processes.append(
+                await asyncio.create_subprocess_exec(
+                    *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                )
+            )
+        ready = [await self._line(p) for p in self.processes]
+        return sum(r["ready"] for r in ready)
+
+    async def go(self) -> tuple[int, list[dict[str, Any]]]:
+        go_ns = time.monotonic_ns()
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write(f"go {go_ns}\n".encode())
+            await process.stdin.drain()
+        return go_ns, [await self._line(p) for p in self.processes]
+
+    async def _line(self, process: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        if not line:
+            await process.wait()
+            raise RuntimeError(f"load generator exited with {process.returncode}")
+        record: dict[str, Any] = json.loads(line)
+        return record
+
+    async def stop(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+
+def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str, Any]]:
+    publish = None
+    if scenario.messages:
+        rooms = list(range(1, scenario.rooms + 1))
+        publish = {
+            "rooms": rooms,
+            "messages": scenario.messages,
+            "rate": scenario.rate,
+            "publishers": 1,
+        }
+    rooms_of_subscribers = [1 + n % scenario.rooms for n in range(scenario.subscribers)]
+    settle = 2.0 if scenario.messages < 1000 else 5.0
+    return [
+        {
+            "target": srv.target,
+            "port": srv.port,
+            "path": srv.path,
+            "rooms": rooms_of_subscribers[index::workers],
+            "publish": publish if index == 0 else None,
+            "all_publish": publish,
+            "latency": scenario.latency,
+            "hold_s": scenario.hold_s,
+            "heartbeat_ms": scenario.heartbeat_ms,
+            "settle_s": settle,
+        }
+        for index in range(workers)
+    ]
+
+
+# Figures.
+
+
+def percentile(histogram: Counter[int], fraction: float) -> float | None:
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(1, round(fraction * total))
+    seen = 0
+    for micros in sorted(histogram):
+        seen += histogram[micros]
+        if seen >= rank:
+            return round(micros / 1000, 3)
+    return None  # pragma: no cover
+
+
+async def measure(
+    scenario: Scenario, srv: Server, workers: Workers, cores: int, profile_dir: Path | None
+) -> dict[str, Any]:
+    rss_before = rss_kib(srv.pid)
+    connections = await workers.start(worker_specs(scenario, srv, cores))
+    if scenario.hold_s:
+        await asyncio.sleep(min(2.0, scenario.hold_s))  # let allocations settle
+    rss_after = rss_kib(srv.pid)
+    cpu0, wall0 = cpu_seconds(srv.pid), time.monotonic()
+    async with profiled(srv, scenario, profile_dir):
+        go_ns, results = await workers.go()
+        server_cpu = cpu_seconds(srv.pid) - cpu0
+        wall = time.monotonic() - wall0
+    histogram: Counter[int] = Counter()
+    for result in results:
+        histogram.update({int(k): v for k, v in result["histogram"].items()})
+    deliveries = sum(r["deliveries"] for r in results)
+    last_ns = max(r["last_ns"] for r in results)
+    record: dict[str, Any] = {
+        "scenario": scenario.name,
+        "target": srv.target,
+        "connections": connections,
+        "messages": scenario.messages,
+        "deliveries": deliveries,
+        "deliveries_per_s": (
+            round(deliveries / ((last_ns - go_ns) / 1e9), 1) if deliveries and last_ns else None
+        ),
+        "lat_ms_p50": percentile(histogram, 0.50),
+        "lat_ms_p99": percentile(histogram, 0.99),
+        "lat_ms_max": percentile(histogram, 1.0),
+        "lost": sum(r["lost"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "closed_by_server": sum(r["closed"] for r in results),
+        "server_cpu_pct": round(100 * server_cpu / wall, 1) if wall else None,
+        "loadgen_cpu_pct": max(r["cpu_pct"] for r in results),
+    }
+    if scenario.latency:
+        sent = sum(r["sent"] for r in results)
+        senders = [r for r in results if r["sent"]]
+        if senders:
+            spent = (senders[0]["send_last_ns"] - senders[0]["send_first_ns"]) / 1e9
+            record["send_rate"] = round(sent / spent, 1) if spent else None
+    if scenario.hold_s:
+        record["rss_kib_per_conn"] = round((rss_after - rss_before) / connections, 2)
+        record["rss_kib"] = rss_after
+        record["idle_cpu_pct"] = record.pop("server_cpu_pct")
+        for key in ("deliveries", "deliveries_per_s", "lat_ms_p50", "lat_ms_p99", "lat_ms_max"):
+            record.pop(key)
+    if record["loadgen_cpu_pct"] > 90:
+        record["warning"] = "load generator saturated: figures may measure it"
+    return record
+
+
+def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lines = []
+    by_key = {(r["scenario"], r["target"]): r for r in records}
+    fields = ("deliveries_per_s", "lat_ms_p50", "lat_ms_p99", "rss_kib_per_conn", "idle_cpu_pct")
+    for (scenario, target), record in by_key.items():
+        if target != "gateway":
+            continue
+        for other in ("rabbitmq", "floor"):
+            base = by_key.get((scenario, other))
+            if base is None:
+                continue
+            line: dict[str, Any] = {"scenario": scenario, "ratio": f"gateway/{other}"}
+            for field in fields:
+                if record.get(field) is not None and base.get(field):
+                    line[field] = round(record[field] / base[field], 3)
+            lines.append(line)
+    return lines
+
+
+# Profiles.
+
+
+@contextlib.asynccontextmanager
+async def profiled(srv: Server, scenario: Scenario, out: Path | None) -> AsyncIterator[None]:
+    """Sample the gateway with py-spy while the scenario runs; print the top functions."""
+    if out is None or srv.target != "gateway" or scenario.hold_s:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / f"{scenario.name}-{srv.target}.txt"
+    command = [
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(srv.pid),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+    ]
+    command += ["--output", str(raw), "--nonblocking"]
+    spy = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        await spy.wait()
+    if raw.exists():
+        emit({"scenario": scenario.name, "target": srv.target, "profile": str(raw), **top(raw)})
+
+
+def top(raw: Path, count: int = 15) -> dict[str, Any]:
+    """The functions most samples were in (self) and under (total), in % of samples."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [
+            frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")")
+            for frame in stack.split(";")
+        ]
+        weight = int(number)
+        samples += weight
+        own[frames[-1]] += weight
+        for frame in set(frames):
+            total[frame] += weight
+
+    def pct(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / samples, 1)) for name, n in counter.most_common(count)]
+
+    return {"samples": samples, "self_pct": pct(own), "total_pct": pct(total)} if samples else {}
+
+
+# The Kafka and MongoDB scenario: the existing benchmarks, reshaped.
+
+
+async def through_kafka(options: argparse.Namespace) -> list[dict[str, Any]]:
+    duration = str(10 * options.scale)
+    runs = [
+        (
+            "kafka_fanout.py",
+            ["--instances", "2", "--rooms", "100", "--rate", "1000", "--duration", duration],
+            ["--publishers", "4", "--max-messages", str(int(20_000 * options.scale))],
+        ),
+        (
+            "persistence.py",
+            ["--buses", "kafka", "--rooms", "100", "--rate", "1000", "--duration", duration],
+            ["--max-messages", str(int(20_000 * options.scale))],
+        ),
+    ]
+    records = []
+    for script, args, more in runs:
+        command = [sys.executable, str(BENCH / script), *args, *more]
+        for extra in options.gateway_arg:
+            command.append(f"--gateway-arg={extra}")
+        log(" ".join(command))
+        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        out, _ = await process.communicate()
+        for line in out.decode().splitlines():
+            result = json.loads(line)
+            result = {"scenario": "kafka", "target": "gateway", "source": script, **result}
+            records.append(result)
+    return records
+
+
+# Main.
+
+
+async def run_scenarios(options: argparse.Namespace) -> int:
+    table = QUICK if options.quick else FULL
+    names = options.scenarios.split(",")
+    targets = options.targets.split(",")
+    cores = [c or None for c in (options.loadgen_cpus or "").split(",")] or [None]
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = options.log_dir or Path(tmp)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if name == "kafka":
+                for record in await through_kafka(options):
+                    emit(record)
+                continue
+            scenario = scaled(table[name], options.scale)
+            for target in scenario.targets:
+                if target not in targets:
+                    continue
+                if target == "rabbitmq" and not rabbitmq_installed():
+                    log("skipping rabbitmq: apt-get install -y rabbitmq-server")
+                    continue
+                log(f"{name} on {target}: {scenario}")
+                async with server(target, options, log_dir) as srv:
+                    workers = Workers(cores)
+                    try:
+                        record = await measure(scenario, srv, workers, len(cores), options.profile)
+                    finally:
+                        await workers.stop()
+                emit(record)
+                records.append(record)
+    for line in ratios(records):
+        emit(line)
+    return 0
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def default_cpus() -> tuple[str | None, str | None]:
+    """Server on core 0, load generator on the others, when there are two or more."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return str(cpus[0]), ",".join(str(c) for c in cpus[1:])
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    server_cpus, loadgen_cpus = default_cpus()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--scenarios", default="fanout,rooms,idle", help="of fanout,rooms,idle,kafka"
+    )
+    parser.add_argument("--targets", default=",".join(TARGETS), help="of gateway,rabbitmq,floor")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply counts and rates")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run in seconds: gateway and floor, tiny"
+    )
+    parser.add_argument("--server-cpus", default=server_cpus, help="taskset list for servers")
+    parser.add_argument(
+        "--loadgen-cpus",
+        default=loadgen_cpus,
+        help="load generator cores, one worker process each (comma-separated)",
+    )
+    parser.add_argument("--event-loop", default="auto", choices=("auto", "asyncio", "uvloop"))
+    parser.add_argument("--gateway-arg", action="append", default=[], help="extra gateway option")
+    parser.add_argument("--log-dir", type=Path, help="keep server logs there")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the gateway into this directory; print its top"
+    )
+    options = parser.parse_args(argv)
+    if options.quick and options.targets == ",".join(TARGETS):
+        options.targets = "gateway,floor"
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(run_scenarios(parse(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -125,7 +125,10 @@ function rawConnect(action) {
     socket.on('message', (data, isBinary) => {
       const text = isBinary ? Buffer.from(data).toString('latin1') : data.toString();
       emit({ event: 'raw', client: name, data: text, isBinary });
-      if (!settled && text.replace(/^[\r\n]+/, '').startsWith(`${action.waitFor}\n`)) {
+      // One WebSocket message may carry several frames (the gateway joins
+      // frames that are ready together), each ended by NUL.
+      const frames = text.split('\0').map(frame => frame.replace(/^[\r\n]+/, ''));
+      if (!settled && frames.some(frame => frame.startsWith(`${action.waitFor}\n`))) {
         settled = true;
         resolve({ subprotocol: socket.protocol });
       }

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
+import ssl
 import zoneinfo
 from collections.abc import Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
 from persistence import InMemoryStore, MessageStore
 from protocol import HeartBeatPolicy, InvalidFrame, Limits
 
+from .auth import Authenticator, JwtSettings
+from .authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
 from .chat import ChatService
 from .config import Config
 from .connection import SERVER_NAME, StompConnection
 from .framing import Framing, RawFraming, SockJSFraming
 from .http import GatewayConnection, HttpApi
+from .http_responses import error_response
+from .limits import ConnectionCounts
 from .persister import Persister
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
@@ -68,6 +75,48 @@ def make_store(config: Config) -> MessageStore:
     return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
 
 
+def make_authenticator(config: Config) -> Authenticator | None:
+    """Return the token checker when a key is configured, else None (no authentication)."""
+    if not config.authentication:
+        return None
+    return Authenticator(
+        JwtSettings(
+            secret=config.jwt_secret,
+            public_key=config.jwt_public_key,
+            jwks=config.jwt_jwks,
+            algorithms=config.jwt_algorithms,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            leeway=config.jwt_leeway,
+            member_claim=config.jwt_member_claim,
+            nickname_claim=config.jwt_nickname_claim,
+            rooms_claim=config.jwt_rooms_claim,
+        )
+    )
+
+
+def make_authorizer(config: Config) -> RoomAuthorizer | None:
+    """Return who decides room access per ``--room-authorization``, or None (anyone)."""
+    if config.room_authorization == "claim":
+        return ClaimAuthorizer()
+    if config.room_authorization == "http":
+        return HttpAuthorizer(
+            config.room_authorization_url,
+            cache_seconds=config.room_authorization_cache,
+            timeout=config.room_authorization_timeout,
+        )
+    return None
+
+
+def make_tls_context(config: Config) -> ssl.SSLContext | None:
+    """Return the server TLS context of ``--tls-cert``/``--tls-key``, or None."""
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
 class Gateway:
     """
     One gateway instance.
@@ -113,6 +162,9 @@ class Gateway:
         self.http = HttpApi(
             config.endpoint, self.store, demo_page=config.demo_page, readiness=self.readiness
         )
+        self.authenticator = make_authenticator(config)
+        self.authorizer = make_authorizer(config)
+        self.connection_counts = ConnectionCounts(config.max_connections_per_address)
         self.connections: set[StompConnection] = set()
         self._idle = asyncio.Event()
         self._server: Server | None = None
@@ -143,18 +195,46 @@ class Gateway:
             subprotocols=list(SUBPROTOCOLS),
             select_subprotocol=select_subprotocol,
             compression="deflate" if self.config.permessage_deflate else None,
-            process_request=self.http.process_request,
+            process_request=self._process_request,
             create_connection=GatewayConnection,
             server_header=SERVER_NAME,
             # A WebSocket message may carry several frames; each is checked by the parser.
             max_size=max(2**20, 2 * self.config.max_frame_size),
+            open_timeout=self.config.handshake_timeout,
+            ssl=make_tls_context(self.config),
         )
         logger.info(
-            "listening on %s:%d endpoints=%s",
+            "listening on %s:%d endpoints=%s tls=%s",
             self.config.host,
             self.port,
             ",".join(self.config.endpoint),
+            "on" if self.config.tls_cert else "off",
         )
+        if not self.config.authentication and not self.config.allowed_origin:
+            logger.warning(
+                "authentication is off and every origin is allowed: any web page can "
+                "connect its visitors (see --jwt-secret, --allowed-origin)"
+            )
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Refuse foreign origins and address floods before the handshake, else serve HTTP."""
+        kind = self.http.route(request.path)
+        if kind in (Route.RAW, Route.SOCKJS, Route.INFO):
+            origin = request.headers.get("Origin")
+            allowed = self.config.allowed_origin
+            # Browsers always send Origin (RFC 6455 §4.1); other clients may omit it.
+            if allowed and origin is not None and origin not in allowed:
+                logger.info("refused origin %r remote=%s", origin, _host(connection))
+                return error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
+        if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(_host(connection)):
+            logger.warning("refused connection: too many from %s", _host(connection))
+            return error_response(
+                http.HTTPStatus.TOO_MANY_REQUESTS,
+                f"at most {self.config.max_connections_per_address} connections per address",
+            )
+        return await self.http.process_request(connection, request)
 
     async def _serve(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None
@@ -162,10 +242,12 @@ class Gateway:
         framing: Framing = SockJSFraming(self.config.sockjs_heartbeat) if sockjs else RawFraming()
         connection = StompConnection(websocket, self, framing)
         self.connections.add(connection)
+        self.connection_counts.opened(_host(websocket))
         self._idle.clear()
         try:
             await connection.run()
         finally:
+            self.connection_counts.closed(_host(websocket))
             self.connections.discard(connection)
             if not self.connections:
                 self._idle.set()
@@ -192,3 +274,9 @@ class Gateway:
         await self.persister.close()
         await self.store.close()
         logger.info("stopped")
+
+
+def _host(connection: ServerConnection) -> str:
+    """The remote IP address of ``connection`` (without the port)."""
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) else str(address)

@@ -300,7 +300,8 @@ class StompConnection:
         """
         match frame.command:
             case Command.CONNECT | Command.STOMP:
-                return _now(self._connected, self._authenticate(frame))
+                self.member = self._authenticate(frame)
+                return _now(self._connected)
             case Command.SEND:
                 return self._prepare_send(frame)
             case Command.SUBSCRIBE:
@@ -380,10 +381,9 @@ class StompConnection:
             return route.room_id if route.kind == "chat" else None
         return None
 
-    def _connected(self, member: Member | None) -> None:
+    def _connected(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self.member = member
         send_ms, receive_ms = self.session.heart_beat
         tolerance = self.gateway.heart_beat_policy.tolerance
         keep_alive = send_ms or self.framing.idle_heartbeat_ms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import pytest
 from gateway.auth import AuthenticationError, Authenticator, JwtSettings, jwks_file
 from gateway.config import parse_args
 from gateway.identity import Member
+from tests.conftest import GatewayFactory
 
+from .stomp_client import StompTestClient, frame_bytes
 from .tokens import SECRET, bearer, ec_key, hs256, public_pem, rsa_key
 
 
@@ -162,3 +165,25 @@ def test_the_secret_option_is_marked_secret() -> None:
     from gateway.config import OPTIONS
 
     assert [option.name for option in OPTIONS if option.secret] == ["jwt-secret"]
+
+
+async def test_tokens_never_reach_the_log(
+    make_gateway: GatewayFactory,
+    clients: list[StompTestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gateway = await make_gateway(jwt_secret=SECRET)
+    token = hs256(7)
+    for headers in ([bearer(token)], [("passcode", token)], [("login", token)]):
+        client = await StompTestClient.open(gateway.port)
+        clients.append(client)
+        await client.connect("1.2", headers=headers)
+    refused = await StompTestClient.open(gateway.port)
+    clients.append(refused)
+    await refused.send_raw(frame_bytes("CONNECT", [bearer(hs256(7, lifetime=-9))]))
+    error = await refused.expect_error_and_close()
+    assert error.get("message") == "authentication failed"
+    assert "'***'" in caplog.text
+    assert token.split(".")[1] not in caplog.text
+    assert "eyJ" not in caplog.text  # no token at all, not even the refused one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 
@@ -10,6 +11,11 @@ import pytest
 
 from gateway.authorization import ClaimAuthorizer, HttpAuthorizer
 from gateway.identity import Member
+from protocol import Command
+from tests.conftest import GatewayFactory
+
+from .stomp_client import StompTestClient
+from .tokens import SECRET, bearer, hs256
 
 
 class Backend:
@@ -83,3 +89,30 @@ async def test_claim_allows_only_the_listed_rooms() -> None:
     assert await authorizer.allowed(Member(7, rooms=frozenset({4})), 4) is True
     assert await authorizer.allowed(Member(7, rooms=frozenset({4})), 5) is False
     assert await authorizer.allowed(Member(7), 4) is False  # the token lists no rooms
+
+
+async def test_the_gateway_asks_the_backend_on_subscribe_and_send(
+    backend: Backend, make_gateway: GatewayFactory, clients: list[StompTestClient]
+) -> None:
+    gateway = await make_gateway(
+        jwt_secret=SECRET,
+        room_authorization="http",
+        room_authorization_url=backend.url,
+        room_authorization_timeout=0.5,
+    )
+    client = await StompTestClient.open(gateway.port)
+    clients.append(client)
+    await client.connect("1.2", headers=[bearer(hs256(7, nickname="kim"))])
+    await client.subscribe("/user/queue/errors", "errors")
+    await client.subscribe("/sub/chat/4", "room-4")
+    await client.send_chat(4, b'{"message":"hi"}')
+    assert json.loads((await client.expect(Command.MESSAGE)).body)["memberId"] == 7
+    for room in (3, 5, 6):  # denied, failing, silent
+        await client.send(
+            "SUBSCRIBE", [("id", f"room-{room}"), ("destination", f"/sub/chat/{room}")]
+        )
+        error = await client.expect(Command.MESSAGE)
+        assert error.get("message") == f"not a member of room {room}"
+    await client.send("SEND", [("destination", "/pub/chat/3")], b'{"message":"hi"}')
+    assert (await client.expect(Command.MESSAGE)).get("message") == "not a member of room 3"
+    assert backend.asked.count((7, 4)) == 1  # cached for the SEND

@@ -11,23 +11,24 @@ configured (RFC 7519 §4.1). Tokens are never logged.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .identity import Member
 
+if TYPE_CHECKING:
+    from .config import Config
+
 __all__ = [
     "ALGORITHMS",
     "CREDENTIAL_HEADERS",
     "AuthenticationError",
     "Authenticator",
-    "JwtSettings",
     "jwks_file",
     "public_key_file",
 ]
@@ -81,48 +82,31 @@ def _load_jwks(path: str) -> dict[str | None, jwt.PyJWK]:
     return {key.key_id: key for key in keys}
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class JwtSettings:
-    """
-    How tokens are checked, and where a token names the member.
-
-    Exactly one of ``secret``, ``public_key`` (a PEM file) and ``jwks`` (a JWKS
-    file) is set.
-    """
-
-    secret: str = ""
-    public_key: str = ""
-    jwks: str = ""
-    algorithms: Sequence[str] = ("HS256", "RS256", "ES256")
-    issuer: str = ""
-    audience: str = ""
-    leeway: float = 0.0
-    member_claim: str = "sub"
-    nickname_claim: str = "nickname"
-    rooms_claim: str = "rooms"
-
-
 class Authenticator:
     """
     Turns the headers of a CONNECT frame into the :class:`Member` they prove.
 
-    Keys are read once, here: an unreadable or invalid file raises ValueError.
+    Args:
+        config: The ``jwt_*`` settings; exactly one of ``jwt_secret``,
+            ``jwt_public_key`` (a PEM file) and ``jwt_jwks`` (a JWKS file) is set.
+            Keys are read once, here: an unreadable or invalid file raises ValueError.
+
     """
 
-    def __init__(self, settings: JwtSettings) -> None:
-        self.settings = settings
-        symmetric = bool(settings.secret)
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        symmetric = bool(config.jwt_secret)
         # Only the algorithms the key is meant for: a public key must never
         # verify an HMAC (RFC 8725 §2.1, algorithm confusion).
-        self.algorithms = [a for a in settings.algorithms if (a in _SYMMETRIC) == symmetric]
+        self.algorithms = [a for a in config.jwt_algorithms if (a in _SYMMETRIC) == symmetric]
         if not self.algorithms:
             raise ValueError("no --jwt-algorithms entry fits the configured key")
-        self._key: Any = settings.secret or None
+        self._key: Any = config.jwt_secret or None
         self._jwks: dict[str | None, jwt.PyJWK] = {}
-        if settings.public_key:
-            self._key = _load_public_key(settings.public_key)
-        elif settings.jwks:
-            self._jwks = _load_jwks(settings.jwks)
+        if config.jwt_public_key:
+            self._key = _load_public_key(config.jwt_public_key)
+        elif config.jwt_jwks:
+            self._jwks = _load_jwks(config.jwt_jwks)
 
     def authenticate(self, headers: Mapping[str, str]) -> Member:
         """
@@ -138,12 +122,12 @@ class Authenticator:
                 token,
                 self._key_for(token),
                 algorithms=self.algorithms,
-                issuer=self.settings.issuer or None,
-                audience=self.settings.audience or None,
-                leeway=self.settings.leeway,
+                issuer=self.config.jwt_issuer or None,
+                audience=self.config.jwt_audience or None,
+                leeway=self.config.jwt_leeway,
                 options={
                     "require": ["exp"],
-                    "verify_aud": bool(self.settings.audience),
+                    "verify_aud": bool(self.config.jwt_audience),
                     # The member id is checked by _member: seed tokens carry it as a number.
                     "verify_sub": False,
                 },
@@ -164,14 +148,16 @@ class Authenticator:
         return key.key
 
     def _member(self, claims: dict[str, Any]) -> Member:
-        settings = self.settings
-        member_id = _integer(claims.get(settings.member_claim))
+        config = self.config
+        member_id = _integer(claims.get(config.jwt_member_claim))
         if member_id is None:
-            raise AuthenticationError(f"claim {settings.member_claim} is not an integer member id")
-        nickname = claims.get(settings.nickname_claim)
+            raise AuthenticationError(
+                f"claim {config.jwt_member_claim} is not an integer member id"
+            )
+        nickname = claims.get(config.jwt_nickname_claim)
         if nickname is not None and not isinstance(nickname, str):
-            raise AuthenticationError(f"claim {settings.nickname_claim} is not a string")
-        return Member(member_id, nickname, _rooms(claims, settings.rooms_claim))
+            raise AuthenticationError(f"claim {config.jwt_nickname_claim} is not a string")
+        return Member(member_id, nickname, _rooms(claims, config.jwt_rooms_claim))
 
 
 def _token(headers: Mapping[str, str]) -> str:

@@ -18,7 +18,7 @@ from kafka_bridge import InMemoryBus, MessageBus
 from persistence import InMemoryStore, MessageStore
 from protocol import HeartBeatPolicy, InvalidFrame, Limits
 
-from .auth import Authenticator, JwtSettings
+from .auth import Authenticator
 from .authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
 from .chat import ChatService
 from .config import Config
@@ -77,22 +77,7 @@ def make_store(config: Config) -> MessageStore:
 
 def make_authenticator(config: Config) -> Authenticator | None:
     """Return the token checker when a key is configured, else None (no authentication)."""
-    if not config.authentication:
-        return None
-    return Authenticator(
-        JwtSettings(
-            secret=config.jwt_secret,
-            public_key=config.jwt_public_key,
-            jwks=config.jwt_jwks,
-            algorithms=config.jwt_algorithms,
-            issuer=config.jwt_issuer,
-            audience=config.jwt_audience,
-            leeway=config.jwt_leeway,
-            member_claim=config.jwt_member_claim,
-            nickname_claim=config.jwt_nickname_claim,
-            rooms_claim=config.jwt_rooms_claim,
-        )
-    )
+    return Authenticator(config) if config.authentication else None
 
 
 def make_authorizer(config: Config) -> RoomAuthorizer | None:

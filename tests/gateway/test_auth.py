@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.auth import AuthenticationError, Authenticator, JwtSettings, jwks_file
+from gateway import Config
+from gateway.auth import AuthenticationError, Authenticator, jwks_file
 from gateway.config import parse_args
 from gateway.identity import Member
 from tests.conftest import GatewayFactory
@@ -21,8 +22,10 @@ from .tokens import SECRET, bearer, ec_key, hs256, public_pem, rsa_key
 
 
 def authenticate(token_headers: dict[str, str], **settings: Any) -> Member:
+    """Authenticate with ``Config`` settings named without their ``jwt_`` prefix."""
     settings.setdefault("secret", SECRET)
-    return Authenticator(JwtSettings(**settings)).authenticate(token_headers)
+    config = Config(**{f"jwt_{name}": value for name, value in settings.items()})
+    return Authenticator(config).authenticate(token_headers)
 
 
 def refused(headers: dict[str, str], **settings: Any) -> str:

@@ -19,6 +19,7 @@ from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, load_object
 from protocol import MessageTemplate
 
+from .identity import Member
 from .metrics import Metrics
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
@@ -117,15 +118,21 @@ class ChatService:
         await acknowledged
         self.metrics.messages_published += 1
 
-    def compose(self, room_id: int, body: bytes) -> ChatMessage:
+    def compose(self, room_id: int, body: bytes, member: Member | None = None) -> ChatMessage:
         """
         Build the chat message a SEND's JSON body asks for.
+
+        With an authenticated ``member``, ``memberId`` (and ``nickname`` when
+        the member has one) come from it, never from the body: the body may
+        omit ``memberId`` but not name another member.
 
         Raises:
             ApplicationError: The body is not a valid chat message.
 
         """
         fields = _json_object(body)
+        if member is not None:
+            fields = _as_member(fields, member)
         text = _optional_str(fields, "message")
         file_id = fields.get("fileId")
         if file_id is not None and (
@@ -203,6 +210,16 @@ def _json_object(body: bytes) -> dict[str, Any]:
         return load_object(body)
     except InvalidMessage as exc:
         raise ApplicationError(f"body is {exc}") from None
+
+
+def _as_member(fields: dict[str, Any], member: Member) -> dict[str, Any]:
+    """Return ``fields`` speaking for ``member``; refuse a body claiming someone else."""
+    if "memberId" in fields and _member_id(fields) != member.id:
+        raise ApplicationError("memberId does not match the authenticated member")
+    stamped = {**fields, "memberId": member.id}
+    if member.nickname is not None:
+        stamped["nickname"] = member.nickname
+    return stamped
 
 
 def _member_id(fields: dict[str, Any]) -> int:

@@ -12,9 +12,12 @@ import argparse
 import dataclasses
 import os
 import re
+import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
+
+from . import auth
 
 __all__ = [
     "OPTIONS",
@@ -54,6 +57,31 @@ class Config:
     max_message_length: int = 10_000
     max_pending_acks: int = 10_000
     max_outbound_bytes: int = 512 * 1024
+    outbound_low_water: int = 64 * 1024
+    send_time_limit: float = 10.0
+    max_bytes_before_connect: int = 16 * 1024
+    max_subscriptions: int = 100
+    max_connections_per_address: int = 100
+    send_rate: float = 50.0
+    send_burst: int = 100
+    handshake_timeout: float = 10.0
+    allowed_origin: tuple[str, ...] = ()
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_jwks: str = ""
+    jwt_algorithms: tuple[str, ...] = ("HS256", "RS256", "ES256")
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_leeway: float = 0.0
+    jwt_member_claim: str = "sub"
+    jwt_nickname_claim: str = "nickname"
+    jwt_rooms_claim: str = "rooms"
+    room_authorization: str = "none"
+    room_authorization_url: str = ""
+    room_authorization_cache: float = 10.0
+    room_authorization_timeout: float = 2.0
+    tls_cert: str = ""
+    tls_key: str = ""
     history_size: int = 1000
     timezone: str = "UTC"
     permessage_deflate: bool = False
@@ -76,6 +104,26 @@ class Config:
     service_token: str = ""
     member_header: str = ""
     presence_ttl: float = 15.0
+
+    def __post_init__(self) -> None:
+        if problem := self._inconsistency():
+            raise ValueError(problem)
+
+    @property
+    def authentication(self) -> bool:
+        """Whether CONNECT must carry a valid token: a key is configured."""
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks)
+
+    def _inconsistency(self) -> str | None:
+        if sum(map(bool, (self.jwt_secret, self.jwt_public_key, self.jwt_jwks))) > 1:
+            return "give one of --jwt-secret, --jwt-public-key, --jwt-jwks"
+        if self.room_authorization != "none" and not self.authentication:
+            return "--room-authorization needs authentication (a --jwt-... key)"
+        if self.room_authorization == "http" and not self.room_authorization_url:
+            return "--room-authorization http needs --room-authorization-url"
+        if bool(self.tls_cert) != bool(self.tls_key):
+            return "--tls-cert and --tls-key go together"
+        return None
 
 
 def _positive_int(text: str) -> int:
@@ -115,6 +163,8 @@ def _non_negative_float(text: str) -> float:
 
 def _readable_file(text: str) -> str:
     """A path option: the file must exist and be readable now, not at first use."""
+    if not text:  # unset
+        return text
     try:
         with open(text, "rb"):
             pass
@@ -128,6 +178,15 @@ def _tolerance(text: str) -> float:
     if not value >= 1:
         raise ValueError(f"{value} is below 1")
     return value
+
+
+def _http_url(text: str) -> str:
+    if not text:  # unset
+        return text
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
 
 
 def _path_prefix(text: str) -> str:
@@ -256,10 +315,136 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-outbound-bytes",
-        "Bytes queued for a connection before it counts as a slow consumer and is closed.",
+        "Bytes queued for a connection above which it is closed at once as a slow consumer.",
         _positive_int,
         metavar="N",
     ),
+    Option(
+        "outbound-low-water",
+        "Bytes queued for a connection above which it must drain within --send-time-limit.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "send-time-limit",
+        "Seconds a connection may stay above --outbound-low-water before it is closed "
+        "as a slow consumer (Spring: 10).",
+        _positive_float,
+        metavar="S",
+    ),
+    Option(
+        "max-bytes-before-connect",
+        "Bytes a new connection may send before its CONNECT frame.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option("max-subscriptions", "Most subscriptions per session.", _positive_int, metavar="N"),
+    Option(
+        "max-connections-per-address",
+        "Most WebSocket connections from one remote address; more are refused with 429.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
+        "send-rate",
+        "SENDs per second a session may sustain (token bucket); more get an application error.",
+        _positive_float,
+        metavar="N",
+    ),
+    Option(
+        "send-burst", "SENDs a session may make at once (bucket size).", _positive_int, metavar="N"
+    ),
+    Option(
+        "handshake-timeout",
+        "Seconds a new TCP connection has to complete the WebSocket handshake.",
+        _positive_float,
+        metavar="S",
+    ),
+    Option(
+        "allowed-origin",
+        "Origin allowed to open a browser WebSocket (e.g. https://chat.example.com); "
+        "repeat for several; none: all.",
+        metavar="ORIGIN",
+    ),
+    Option(
+        "jwt-secret",
+        "Shared secret of HS256 tokens; turns authentication on.",
+        metavar="SECRET",
+        secret=True,
+    ),
+    Option(
+        "jwt-public-key",
+        "PEM file with the public key of RS256/ES256 tokens; turns authentication on.",
+        auth.public_key_file,
+        metavar="FILE",
+    ),
+    Option(
+        "jwt-jwks",
+        "JWKS (JSON) file with the public keys of RS256/ES256 tokens; turns authentication on.",
+        auth.jwks_file,
+        metavar="FILE",
+    ),
+    Option(
+        "jwt-algorithms",
+        "Token algorithms accepted (those matching the configured key); repeat for several.",
+        choices=auth.ALGORITHMS,
+        metavar="ALG",
+    ),
+    Option("jwt-issuer", "Required iss claim (none: not checked).", metavar="ISS"),
+    Option("jwt-audience", "Required aud claim (none: not checked).", metavar="AUD"),
+    Option(
+        "jwt-leeway",
+        "Seconds of clock skew allowed when checking exp and nbf.",
+        _non_negative_float,
+        metavar="S",
+    ),
+    Option(
+        "jwt-member-claim",
+        "Claim holding the member id (an integer, or a string of digits).",
+        metavar="CLAIM",
+    ),
+    Option(
+        "jwt-nickname-claim",
+        "Claim holding the nickname stamped on the member's messages (optional in tokens).",
+        metavar="CLAIM",
+    ),
+    Option(
+        "jwt-rooms-claim",
+        "Claim listing the member's room ids, for --room-authorization claim.",
+        metavar="CLAIM",
+    ),
+    Option(
+        "room-authorization",
+        "Who may SUBSCRIBE to and SEND to a room: anyone, the members the token's rooms "
+        "claim lists, or whatever --room-authorization-url answers 200 for.",
+        choices=("none", "claim", "http"),
+    ),
+    Option(
+        "room-authorization-url",
+        "URL asked GET ?memberId=&roomId= for --room-authorization http (200 allows, "
+        "anything else denies).",
+        _http_url,
+        metavar="URL",
+    ),
+    Option(
+        "room-authorization-cache",
+        "Seconds an answer of --room-authorization-url is reused (0: not cached).",
+        _non_negative_float,
+        metavar="S",
+    ),
+    Option(
+        "room-authorization-timeout",
+        "Seconds --room-authorization-url has to answer before access is denied.",
+        _positive_float,
+        metavar="S",
+    ),
+    Option(
+        "tls-cert",
+        "PEM certificate chain for serving wss:// and https:// directly (with --tls-key).",
+        _readable_file,
+        metavar="FILE",
+    ),
+    Option("tls-key", "PEM private key of --tls-cert.", _readable_file, metavar="FILE"),
     Option(
         "history-size",
         "Messages kept per room by the in-memory store.",
@@ -482,14 +667,18 @@ def parse_command_line(
 ) -> tuple[Config, bool]:
     """Return the configuration, and whether ``--print-config`` was given (exits on errors)."""
     environ = os.environ if environ is None else environ
-    namespace = build_parser(environ).parse_args(argv)
+    parser = build_parser(environ)
+    namespace = parser.parse_args(argv)
     values = {}
     for option in OPTIONS:
         value = getattr(namespace, option.field)
         if option.repeatable:
             value = tuple(value) if value else getattr(namespace, f"{option.field}_env")
         values[option.field] = value
-    return Config(**values), bool(namespace.print_config)
+    try:
+        return Config(**values), bool(namespace.print_config)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def printable_config(config: Config) -> str:

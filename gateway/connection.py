@@ -42,9 +42,11 @@ from protocol import (
     receipt_frame,
 )
 
+from .auth import CREDENTIAL_HEADERS, AuthenticationError
 from .chat import ApplicationError, new_object_id
 from .framing import Framing, FramingError, Kind, Outbound
 from .identity import Member
+from .limits import TokenBucket
 from .recovery import Recovery, recover
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
@@ -63,6 +65,8 @@ RECOVERY_HEADER = "x-last-message-id"
 RECOVERED_HEADER = "x-recovered"
 # SENDs awaiting the bus per connection before it stops reading that client.
 MAX_IN_FLIGHT = 1000
+# CONNECT headers whose values are never logged.
+_REDACTED = frozenset(CREDENTIAL_HEADERS)
 
 
 class StompConnection:
@@ -101,6 +105,12 @@ class StompConnection:
         # Held while a WebSocket message is handled; after going_away() nothing more is.
         self._reading = asyncio.Lock()
         self._going_away = False
+        self._bytes_before_connect = 0
+        self._sends = TokenBucket(
+            gateway.config.send_rate, gateway.config.send_burst, self._loop.time()
+        )
+        self._drain_timer: asyncio.TimerHandle | None = None  # see _enqueue
+        self._low_water = min(gateway.config.outbound_low_water, gateway.config.max_outbound_bytes)
         # Set on CONNECT when the session is identified (token or header).
         self.member: Member | None = None
 
@@ -138,8 +148,9 @@ class StompConnection:
             await self._finish(writer)
 
     async def _finish(self, writer: asyncio.Task[None]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._drain_timer):
+            if timer is not None:
+                timer.cancel()
         self.session.close()
         self._release()
         try:
@@ -242,6 +253,13 @@ class StompConnection:
                 return
 
     async def _receive(self, data: bytes) -> None:
+        if self.session.state is State.CONNECTING:
+            self._bytes_before_connect += len(data)
+            limit = self.gateway.config.max_bytes_before_connect
+            if self._bytes_before_connect > limit:
+                raise LimitExceeded(
+                    "too much data before CONNECT", details=f"at most {limit} bytes"
+                )
         for frame, effects in self.session.receive_data(data):
             await self._handle(frame, effects)
             if self.session.state is State.CLOSED:
@@ -251,7 +269,7 @@ class StompConnection:
             await asyncio.sleep(0)
 
     async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
-        logger.debug("session %s <<< %s %s", self.id, frame.command.value, frame.headers)
+        logger.debug("session %s <<< %s %s", self.id, frame.command.value, _loggable(frame))
         self._metrics.frames_received[frame.command] += 1
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
@@ -260,6 +278,8 @@ class StompConnection:
             # Check every effect before any takes place: a COMMIT whose held
             # frames include a bad one is refused as a whole.
             actions = [self._prepare(effect) for effect in effects]
+            for effect in effects:
+                await self._authorize(effect)
             for action in actions:
                 if (done := await action()) is not None:
                     pending.append(done)
@@ -331,6 +351,7 @@ class StompConnection:
         """
         match frame.command:
             case Command.CONNECT | Command.STOMP:
+                self.member = self._authenticate(frame)
                 return _now(self._connected, frame)
             case Command.SEND:
                 return self._prepare_send(frame)
@@ -377,6 +398,42 @@ class StompConnection:
 
     # Frames.
 
+    def _authenticate(self, frame: Frame) -> Member | None:
+        """Return the member the CONNECT's token names (None without authentication)."""
+        authenticator = self.gateway.authenticator
+        if authenticator is None:
+            return None
+        try:
+            return authenticator.authenticate(dict(frame.headers))
+        except AuthenticationError as exc:
+            # STOMP 1.2 §ERROR: the server then MUST close the connection.
+            raise InvalidFrame("authentication failed", details=str(exc)) from None
+
+    async def _authorize(self, frame: Frame) -> None:
+        """
+        Refuse a SUBSCRIBE or chat SEND to a room the member may not use.
+
+        Raises:
+            ApplicationError: Room authorization denies it.
+
+        """
+        authorizer = self.gateway.authorizer
+        if authorizer is None or self.member is None:
+            return
+        room_id = self._room_of(frame)
+        if room_id is not None and not await authorizer.allowed(self.member, room_id):
+            raise ApplicationError(f"not a member of room {room_id}")
+
+    def _room_of(self, frame: Frame) -> int | None:
+        router = self.gateway.router
+        destination = frame.get("destination", "")
+        if frame.command is Command.SUBSCRIBE:
+            return router.room_of(destination)
+        if frame.command is Command.SEND:
+            route = router.route_send(destination)  # checked by _prepare already
+            return route.room_id if route.kind == "chat" else None
+        return None
+
     def _connected(self, frame: Frame) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -416,13 +473,17 @@ class StompConnection:
         self.gateway.connection_log.record(LastConnect(self.member.id, self.id, time.time_ns()))
 
     def _prepare_send(self, frame: Frame) -> Action:
+        if not self._sends.take(self._loop.time()):
+            raise ApplicationError(
+                f"rate limit exceeded: at most {self.gateway.config.send_rate:g} SENDs per second"
+            )
         destination = frame.get("destination", "")
         try:
             route = self.gateway.router.route_send(destination)
         except RoutingError as exc:
             raise ApplicationError(str(exc)) from None
         if route.kind == "chat":
-            message = self.gateway.chat.compose(route.room_id, frame.body)
+            message = self.gateway.chat.compose(route.room_id, frame.body, self.member)
             return functools.partial(self._publish, message)
         if route.kind == "ping":
             return _now(self._tell, self.gateway.router.pong_destination, "pong")
@@ -463,6 +524,9 @@ class StompConnection:
                 "duplicate subscription",
                 details=f"already subscribed to {destination!r} as {existing[0].id!r}",
             )
+        limit = self.gateway.config.max_subscriptions
+        if registry.count(self) >= limit and not (existing and policy == "replace"):
+            raise ApplicationError(f"too many subscriptions: at most {limit} per session")
         try:
             head = message_head(subscription_id, self.version)
         except LocalProtocolError:
@@ -608,26 +672,49 @@ class StompConnection:
         self._enqueue(self.session.serialize(frame), Kind.TEXT)
 
     def _enqueue(self, data: bytes, kind: Kind) -> None:
+        """
+        Queue ``data`` for the writer; never waits, so fan-out never does.
+
+        The queue is bounded: over ``--max-outbound-bytes`` the connection is
+        closed at once; over ``--outbound-low-water`` it has
+        ``--send-time-limit`` seconds to get back under it (Spring's
+        ``sendTimeLimit`` and ``sendBufferSizeLimit``).
+        """
         self._outbound.append((data, kind))
         self._outbound_bytes += len(data)
         self._wakeup.set()
-        if self._outbound_bytes > self.gateway.config.max_outbound_bytes:
-            self._slow_consumer()
+        config = self.gateway.config
+        if self._outbound_bytes > config.max_outbound_bytes:
+            self._slow_consumer(
+                f"{self._outbound_bytes} bytes queued, over {config.max_outbound_bytes}"
+            )
+        elif self._outbound_bytes > self._low_water and self._drain_timer is None:
+            self._drain_timer = self._loop.call_later(config.send_time_limit, self._check_drained)
 
-    def _slow_consumer(self) -> None:
+    def _check_drained(self) -> None:
+        self._drain_timer = None
+        config = self.gateway.config
+        if self._outbound_bytes > self._low_water and self._close is None:
+            self._slow_consumer(
+                f"{self._outbound_bytes} bytes still queued after {config.send_time_limit:g} s"
+            )
+
+    def _slow_consumer(self, why: str) -> None:
         self._metrics.slow_consumer_disconnects += 1
         logger.warning(
-            "session %s slow consumer remote=%s: %d bytes queued",
+            "session %s slow consumer remote=%s: %s",
             self.id,
             self.remote,
-            self._outbound_bytes,
-            extra=self._fields("slow consumer", "slow consumer"),
+            why,
+            extra=self._fields("slow consumer", why),
         )
         self._outbound.clear()
         self._outbound_bytes = 0
-        self.close(CloseCode.POLICY_VIOLATION, "slow consumer")
+        self.session.close()
+        reason = f"slow consumer: {why}"
+        self.close(CloseCode.POLICY_VIOLATION, reason)
         # The writer may be blocked on this very socket: close it directly.
-        closing = self.websocket.close(CloseCode.POLICY_VIOLATION, "slow consumer")
+        closing = self.websocket.close(CloseCode.POLICY_VIOLATION, reason)
         self._closer = self._loop.create_task(closing)
 
     async def _write_loop(self) -> None:
@@ -717,6 +804,11 @@ def _now(function: Callable[..., None], *args: Any) -> Action:
 
 async def _nothing() -> None:
     return None
+
+
+def _loggable(frame: Frame) -> Headers:
+    """The headers of ``frame`` with credentials masked: tokens are never logged."""
+    return tuple((k, "***" if k in _REDACTED else v) for k, v in frame.headers)
 
 
 def _address(websocket: ServerConnection) -> str:

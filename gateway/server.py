@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
+import ssl
 import zoneinfo
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
@@ -22,12 +25,16 @@ from persistence import (
 )
 from protocol import HeartBeatPolicy, Limits
 
+from .auth import Authenticator
+from .authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
 from .backend_api import BackendApi
 from .chat import ChatService
 from .config import Config
 from .connection import SERVER_NAME, StompConnection
 from .framing import Framing, RawFraming, SockJSFraming
 from .http import HttpApi, connection_class
+from .http_responses import error_response
+from .limits import ConnectionCounts
 from .metrics import Metrics
 from .persister import Persister
 from .presence import PresenceTracker
@@ -90,6 +97,33 @@ def make_backend_stores(config: Config, store: MessageStore) -> tuple[PresenceSt
             presence = MongoPresence(store.database, ttl=config.presence_ttl)
             return presence, MongoConnectionLog(store.database)
     return InMemoryPresence(), InMemoryConnectionLog()
+
+
+def make_authenticator(config: Config) -> Authenticator | None:
+    """Return the token checker when a key is configured, else None (no authentication)."""
+    return Authenticator(config) if config.authentication else None
+
+
+def make_authorizer(config: Config) -> RoomAuthorizer | None:
+    """Return who decides room access per ``--room-authorization``, or None (anyone)."""
+    if config.room_authorization == "claim":
+        return ClaimAuthorizer()
+    if config.room_authorization == "http":
+        return HttpAuthorizer(
+            config.room_authorization_url,
+            cache_seconds=config.room_authorization_cache,
+            timeout=config.room_authorization_timeout,
+        )
+    return None
+
+
+def make_tls_context(config: Config) -> ssl.SSLContext | None:
+    """Return the server TLS context of ``--tls-cert``/``--tls-key``, or None."""
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
 
 
 class Gateway:
@@ -155,6 +189,9 @@ class Gateway:
             backend=backend,
             metrics=self.metrics.render,
         )
+        self.authenticator = make_authenticator(config)
+        self.authorizer = make_authorizer(config)
+        self.connection_counts = ConnectionCounts(config.max_connections_per_address)
         self.connections: set[StompConnection] = set()
         self.metrics.connections = self.connections.__len__
         self.metrics.subscriptions = self.registry.__len__
@@ -191,18 +228,46 @@ class Gateway:
             subprotocols=list(SUBPROTOCOLS),
             select_subprotocol=select_subprotocol,
             compression="deflate" if self.config.permessage_deflate else None,
-            process_request=self.http.process_request,
+            process_request=self._process_request,
             create_connection=connection_class(self.config.max_frame_size),
             server_header=SERVER_NAME,
             # A WebSocket message may carry several frames; each is checked by the parser.
             max_size=max(2**20, 2 * self.config.max_frame_size),
+            open_timeout=self.config.handshake_timeout,
+            ssl=make_tls_context(self.config),
         )
         logger.info(
-            "listening on %s:%d endpoints=%s",
+            "listening on %s:%d endpoints=%s tls=%s",
             self.config.host,
             self.port,
             ",".join(self.config.endpoint),
+            "on" if self.config.tls_cert else "off",
         )
+        if not self.config.authentication and not self.config.allowed_origin:
+            logger.warning(
+                "authentication is off and every origin is allowed: any web page can "
+                "connect its visitors (see --jwt-secret, --allowed-origin)"
+            )
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Refuse foreign origins and address floods before the handshake, else serve HTTP."""
+        kind = self.http.route(request.path)
+        if kind in (Route.RAW, Route.SOCKJS, Route.INFO):
+            origin = request.headers.get("Origin")
+            allowed = self.config.allowed_origin
+            # Browsers always send Origin (RFC 6455 §4.1); other clients may omit it.
+            if allowed and origin is not None and origin not in allowed:
+                logger.info("refused origin %r remote=%s", origin, _host(connection))
+                return error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
+        if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(_host(connection)):
+            logger.warning("refused connection: too many from %s", _host(connection))
+            return error_response(
+                http.HTTPStatus.TOO_MANY_REQUESTS,
+                f"at most {self.config.max_connections_per_address} connections per address",
+            )
+        return await self.http.process_request(connection, request)
 
     async def _serve(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None
@@ -210,10 +275,12 @@ class Gateway:
         framing: Framing = SockJSFraming(self.config.sockjs_heartbeat) if sockjs else RawFraming()
         connection = StompConnection(websocket, self, framing)
         self.connections.add(connection)
+        self.connection_counts.opened(_host(websocket))
         self._idle.clear()
         try:
             await connection.run()
         finally:
+            self.connection_counts.closed(_host(websocket))
             self.connections.discard(connection)
             if not self.connections:
                 self._idle.set()
@@ -261,3 +328,9 @@ class Gateway:
     async def _closed(self, going: list[Coroutine[Any, Any, None]]) -> None:
         await asyncio.gather(*going)
         await self._idle.wait()
+
+
+def _host(connection: ServerConnection) -> str:
+    """The remote IP address of ``connection`` (without the port)."""
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) else str(address)

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
 
+# Gateway options lifting the per-session SEND rate limit, for tests whose one
+# sender is a load generator rather than a person.
+UNLIMITED_SENDS: dict[str, Any] = {"send_rate": 1e9, "send_burst": 1_000_000}
+UNLIMITED_SENDS_ARGS = ("--send-rate", "1e9", "--send-burst", "1000000")
+
 
 @pytest.fixture
 async def make_gateway() -> AsyncIterator[GatewayFactory]:

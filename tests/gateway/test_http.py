@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 
 from .stomp_client import StompTestClient, chat_body, frame_bytes
 
@@ -112,7 +112,8 @@ async def test_history_matches_the_messages(gateway: Gateway) -> None:
     assert [m["message"] for m in await history(gateway, 5)] == ["other room"]
 
 
-async def test_paging_returns_every_message_once_in_order(gateway: Gateway) -> None:
+async def test_paging_returns_every_message_once_in_order(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(**UNLIMITED_SENDS)  # one client posts them all
     texts = [f"m{n}" for n in range(250)]
     await post_messages(gateway, 1, texts)
     pages: list[list[dict[str, Any]]] = []
@@ -146,7 +147,8 @@ async def test_before_and_limit(gateway: Gateway) -> None:
     assert await history(gateway, 2, "?before=" + "0" * 24) == []
 
 
-async def test_default_and_maximum_limit(gateway: Gateway) -> None:
+async def test_default_and_maximum_limit(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(**UNLIMITED_SENDS)  # one client posts them all
     texts = [str(n) for n in range(150)]
     await post_messages(gateway, 3, texts)
     assert [m["message"] for m in await history(gateway, 3)] == texts[-100:]

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from protocol import Command, Frame
-from tests.conftest import GatewayProcess, GatewaySpawner
+from tests.conftest import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
 
 from .stomp_client import StompTestClient, chat_body, connected
 
@@ -32,7 +32,13 @@ async def gateways(
     Instances A and B on this test's topic, both ready. The topic is created
     first (the gateway creating it is tested in tests/kafka_bridge, with its race).
     """
-    args = ("--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", created_kafka_topic)
+    args = (
+        "--kafka-bootstrap",
+        kafka_bootstrap,
+        "--kafka-topic",
+        created_kafka_topic,
+        *UNLIMITED_SENDS_ARGS,  # one sender streams hundreds of messages
+    )
     a, b = await asyncio.gather(spawn_gateway(*args), spawn_gateway(*args))
     return a, b
 

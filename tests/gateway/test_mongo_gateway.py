@@ -27,6 +27,7 @@ from persistence.mongo import MongoStore
 from protocol import Command
 from tests.conftest import (
     MONGO_LOCAL,
+    UNLIMITED_SENDS,
     GatewayFactory,
     http_get,
     mongo_local,
@@ -129,7 +130,7 @@ async def test_history_pages_through_mongodb_exactly_once_in_order(
     clients: list[StompTestClient],
 ) -> None:
     count = 250
-    gateway = await make_gateway(mongo_uri=mongo_db_uri)
+    gateway = await make_gateway(mongo_uri=mongo_db_uri, **UNLIMITED_SENDS)
     sender = await connected(gateway.port, clients)
     watcher = await connected(gateway.port, clients)
     await watcher.subscribe("/sub/chat/5")
@@ -201,7 +202,9 @@ async def test_mongodb_outage_stops_neither_live_delivery_nor_history(
 ) -> None:
     room = 7
     database = f"test_{uuid.uuid4().hex}"
-    gateway = await make_gateway(mongo_uri=with_database(private_mongo.uri, database))
+    gateway = await make_gateway(
+        mongo_uri=with_database(private_mongo.uri, database), **UNLIMITED_SENDS
+    )
     sender = await connected(gateway.port, clients)
     subscriber = await connected(gateway.port, clients)
     await subscriber.subscribe(f"/sub/chat/{room}")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 from tests.gateway import node as nodejs
 from tests.gateway.node import OBJECT_ID, Event, NodeClient, Spawn, chat_message, wait_registry
 
@@ -167,7 +167,10 @@ async def test_duplicate_subscribe_delivers_once(gateway: Gateway, spawn: Spawn)
     await node.finish()
 
 
-async def test_thousand_messages_arrive_in_order(gateway: Gateway, spawn: Spawn) -> None:
+async def test_thousand_messages_arrive_in_order(
+    make_gateway: GatewayFactory, spawn: Spawn
+) -> None:
+    gateway = await make_gateway(**UNLIMITED_SENDS)  # one sender streams them all
     node = await spawn()
     await connect(node, gateway, "receiver")
     await connect(node, gateway, "sender")

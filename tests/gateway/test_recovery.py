@@ -26,7 +26,7 @@ from bson import ObjectId
 
 from gateway import Gateway
 from protocol import Command, Frame
-from tests.conftest import GatewayFactory, http_get
+from tests.conftest import UNLIMITED_SENDS, GatewayFactory, http_get
 
 from .stomp_client import StompTestClient, chat_body, connected, payload
 
@@ -40,10 +40,14 @@ STORES = ["memory", pytest.param("mongo", marks=pytest.mark.mongo)]
 
 @pytest.fixture(params=STORES)
 async def store_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Gateway options for the in-memory store, or for MongoDB in a database of the test's."""
+    """
+    Gateway options for the in-memory store, or for MongoDB in a database of the test's;
+    one sender streams thousands of messages, so the SEND rate limit is lifted.
+    """
+    options: dict[str, Any] = dict(UNLIMITED_SENDS)
     if request.param == "mongo":
-        return {"mongo_uri": request.getfixturevalue("mongo_db_uri")}
-    return {}
+        options["mongo_uri"] = request.getfixturevalue("mongo_db_uri")
+    return options
 
 
 def text_of(frame: Frame) -> str:
@@ -418,6 +422,7 @@ async def test_reconnect_to_the_other_instance_gets_everything_once_in_order(
         "kafka_bootstrap": kafka_bootstrap,
         "kafka_topic": kafka_topic,
         "mongo_uri": mongo_db_uri,
+        **UNLIMITED_SENDS,
     }
     a = await make_gateway(**options)
     b = await make_gateway(**options)

@@ -23,7 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from gateway import Gateway
 from protocol import Command, Frame, HeartBeat
-from tests.conftest import GatewayFactory
+from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 
 from .stomp_client import (
     CHAT_FIELDS,
@@ -521,8 +521,9 @@ async def test_korean_and_emoji_byte_exact(gateway: Gateway, open_client: Client
 
 
 async def test_thousand_messages_arrive_in_order(
-    gateway: Gateway, open_client: ClientFactory
+    make_gateway: GatewayFactory, open_client: ClientFactory
 ) -> None:
+    gateway = await make_gateway(**UNLIMITED_SENDS)
     subscriber = await open_client(gateway)
     await subscriber.subscribe("/sub/chat/1000")
     sender = await open_client(gateway)
@@ -1473,8 +1474,9 @@ async def test_slow_consumer_is_disconnected(
 
 
 async def test_burst_from_one_client_does_not_drop_readers(
-    gateway: Gateway, open_client: ClientFactory
+    make_gateway: GatewayFactory, open_client: ClientFactory
 ) -> None:
+    gateway = await make_gateway(**UNLIMITED_SENDS)
     subscriber = await open_client(gateway, max_size=None)
     await subscriber.subscribe("/sub/chat/1")
     sender = await open_client(gateway)

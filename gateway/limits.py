@@ -1,0 +1,51 @@
+"""Per-session and per-address limits that are not the protocol's own."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+__all__ = ["ConnectionCounts", "TokenBucket"]
+
+
+class TokenBucket:
+    """
+    At most ``rate`` events per second on average, ``burst`` at once.
+
+    Time is passed in, as seconds of a monotonic clock.
+    """
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._updated = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one; return whether there was."""
+        elapsed = max(0.0, now - self._updated)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        self._updated = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class ConnectionCounts:
+    """Open connections per remote address, against a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def full(self, address: str) -> bool:
+        """Whether ``address`` has as many connections open as it may."""
+        return self._open[address] >= self.limit
+
+    def opened(self, address: str) -> None:
+        self._open[address] += 1
+
+    def closed(self, address: str) -> None:
+        self._open[address] -= 1
+        if self._open[address] <= 0:
+            del self._open[address]

@@ -43,6 +43,16 @@ from websockets.exceptions import ConnectionClosed
 from protocol import Command, Frame, Limits, Parser
 
 STOMP_GATEWAY = Path(sys.executable).with_name("stomp-gateway")
+# A load generator is many clients on one address sending faster than people:
+# lift the per-address and per-session SEND limits meant for the public.
+LOAD_LIMITS = (
+    "--max-connections-per-address",
+    "1000000",
+    "--send-rate",
+    "1e9",
+    "--send-burst",
+    "1000000",
+)
 ROOM = 4
 ERRORS = "/user/queue/errors"
 
@@ -147,7 +157,7 @@ async def start_gateway(
     log_path = log_dir / f"stomp-gateway-{port}.log"
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            [*prefix, str(STOMP_GATEWAY), "--port", str(port), *args],
+            [*prefix, str(STOMP_GATEWAY), "--port", str(port), *LOAD_LIMITS, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -576,7 +576,7 @@ def _from_env(option: Option, environ: Mapping[str, str]) -> Any:
         return option.default
     if option.repeatable:
         values = tuple(_check(option, part.strip()) for part in raw.split(",") if part.strip())
-        if not values:
+        if not values and option.default:  # an empty list stands only for no default
             raise ValueError("needs at least one value")
         return values
     return _check(option, raw)

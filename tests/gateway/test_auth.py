@@ -164,10 +164,11 @@ def test_inconsistent_options_are_refused(
     assert problem in capsys.readouterr().err
 
 
-def test_the_secret_option_is_marked_secret() -> None:
+def test_the_secret_options_are_marked_secret() -> None:
     from gateway.config import OPTIONS
 
-    assert [option.name for option in OPTIONS if option.secret] == ["jwt-secret"]
+    secret = [option.name for option in OPTIONS if option.secret]
+    assert secret == ["jwt-secret", "service-token"]
 
 
 async def test_tokens_never_reach_the_log(

@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from protocol import Command, Frame
-from tests.conftest import GatewayProcess, GatewaySpawner
+from tests.conftest import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
 
 from .stomp_client import StompTestClient, chat_body, frame_bytes
 
@@ -74,6 +74,10 @@ async def test_sigterm_tells_every_client_after_delivering_what_was_acknowledged
         str(SHUTDOWN_TIMEOUT),
         "--log-format",
         "json",
+        # All 200 clients come from 127.0.0.1, and the stream is faster than a person.
+        "--max-connections-per-address",
+        str(SUBSCRIBERS + 10),
+        *UNLIMITED_SENDS_ARGS,
     )
     clients = await asyncio.gather(*(subscriber(gateway.port) for _ in range(SUBSCRIBERS)))
     sender = await StompTestClient.open(gateway.port)

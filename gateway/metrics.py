@@ -63,6 +63,7 @@ class Metrics:
         slow_consumer_disconnects: Connections closed for queueing too much.
         heartbeat_timeouts: Connections closed for missing heart-beats.
         errors: ERROR frames and application errors, by :func:`error_reason`.
+        handshakes_refused: WebSocket handshakes refused (origin, address limit), by reason.
         fanout_latency: Seconds from publish to queued on every local subscriber.
 
     """
@@ -76,6 +77,7 @@ class Metrics:
         self.slow_consumer_disconnects = 0
         self.heartbeat_timeouts = 0
         self.errors: dict[str, int] = {}
+        self.handshakes_refused: dict[str, int] = {}
         self.connections: Callable[[], int] = _zero
         self.subscriptions: Callable[[], int] = _zero
         self.persister_lag: Callable[[], int] = _zero
@@ -93,6 +95,10 @@ class Metrics:
         """Count an error under its bounded reason."""
         reason = error_reason(text)
         self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def refused(self, reason: str) -> None:
+        """Count a handshake refused for ``reason`` (a fixed phrase)."""
+        self.handshakes_refused[reason] = self.handshakes_refused.get(reason, 0) + 1
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
@@ -129,6 +135,14 @@ class Metrics:
         for reason, count in sorted(self.errors.items()):
             errors.add_metric([reason], count)
         yield errors
+        refused = CounterMetricFamily(
+            PREFIX + "handshakes_refused",
+            "WebSocket handshakes refused before any STOMP frame.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.handshakes_refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
         lag = GaugeMetricFamily(
             PREFIX + "kafka_consumer_lag",
             "Records of a partition the fan-out consumer has not read yet.",

@@ -260,9 +260,11 @@ class Gateway:
             # Browsers always send Origin (RFC 6455 §4.1); other clients may omit it.
             if allowed and origin is not None and origin not in allowed:
                 logger.info("refused origin %r remote=%s", origin, _host(connection))
+                self.metrics.refused("origin not allowed")
                 return error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
         if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(_host(connection)):
             logger.warning("refused connection: too many from %s", _host(connection))
+            self.metrics.refused("too many connections per address")
             return error_response(
                 http.HTTPStatus.TOO_MANY_REQUESTS,
                 f"at most {self.config.max_connections_per_address} connections per address",

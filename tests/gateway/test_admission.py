@@ -46,6 +46,7 @@ async def test_foreign_origins_are_refused_with_403(
         clients.append(client)
         await client.connect("1.2")
     assert (await status_of(gateway.port, "/ws/info", ALLOWED))[0] == 200
+    assert gateway.metrics.handshakes_refused == {"origin not allowed": 5}
 
 
 async def test_every_origin_is_allowed_by_default(
@@ -75,6 +76,7 @@ async def test_a_flood_from_one_address_is_refused_while_others_connect(
     first = [await connected(gateway.port, clients) for _ in range(5)]
     flood = await asyncio.gather(*(refused(gateway.port) for _ in range(20)))
     assert flood == [429] * 20
+    assert gateway.metrics.handshakes_refused == {"too many connections per address": 20}
     # 127.0.0.2 is another source address on Linux loopback.
     other = await StompTestClient.open(gateway.port, local_addr=("127.0.0.2", 0))
     clients.append(other)

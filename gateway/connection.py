@@ -404,7 +404,8 @@ class StompConnection:
         if authenticator is None:
             return None
         try:
-            return authenticator.authenticate(dict(frame.headers))
+            # STOMP 1.2 §Repeated Header Entries: the first occurrence wins.
+            return authenticator.authenticate(dict(reversed(frame.headers)))
         except AuthenticationError as exc:
             # STOMP 1.2 §ERROR: the server then MUST close the connection.
             raise InvalidFrame("authentication failed", details=str(exc)) from None

@@ -67,35 +67,25 @@ class Scenario:
     window: int = 0  # SENDs awaiting their RECEIPT per publisher; 0: no limit
 
 
+def through_kafka_pair(
+    rooms: int, rate: float, publishers: int, steady: int, most: int, window: int
+) -> dict[str, Scenario]:
+    """Scenario 4: ``steady`` messages at ``rate``, then ``most`` as fast as RECEIPTs come back."""
+    at_rate = Scenario("kafka", ("gateway",), rooms, rooms, steady, rate, latency=True)
+    at_rate = dataclasses.replace(at_rate, publishers=publishers, receipts=True)
+    at_most = dataclasses.replace(
+        at_rate, name="kafka_max", messages=most, rate=None, window=window
+    )
+    return {"kafka": at_rate, "kafka_max": at_most}
+
+
 FULL = {
     "fanout": Scenario("fanout", TARGETS, subscribers=1000, rooms=1, messages=5000),
     "rooms": Scenario(
         "rooms", ("gateway", "rabbitmq"), 2000, rooms=500, messages=60_000, rate=2000, latency=True
     ),
     "idle": Scenario("idle", TARGETS, 10_000, rooms=500, hold_s=20, heartbeat_ms=10_000),
-    # Through Kafka and MongoDB: publishers on one instance, subscribers on the other.
-    "kafka": Scenario(
-        "kafka",
-        ("gateway",),
-        100,
-        rooms=100,
-        messages=10_000,
-        rate=1000,
-        latency=True,
-        publishers=4,
-        receipts=True,
-    ),
-    "kafka_max": Scenario(
-        "kafka_max",
-        ("gateway",),
-        100,
-        rooms=100,
-        messages=60_000,
-        latency=True,
-        publishers=4,
-        receipts=True,
-        window=500,
-    ),
+    **through_kafka_pair(100, 1000, publishers=4, steady=10_000, most=60_000, window=500),
 }
 QUICK = {
     "fanout": Scenario("fanout", TARGETS, subscribers=20, rooms=1, messages=100),
@@ -103,28 +93,7 @@ QUICK = {
         "rooms", ("gateway", "rabbitmq"), 20, rooms=10, messages=200, rate=400, latency=True
     ),
     "idle": Scenario("idle", TARGETS, 50, rooms=10, hold_s=0.5, heartbeat_ms=10_000),
-    "kafka": Scenario(
-        "kafka",
-        ("gateway",),
-        10,
-        rooms=10,
-        messages=200,
-        rate=200,
-        latency=True,
-        publishers=2,
-        receipts=True,
-    ),
-    "kafka_max": Scenario(
-        "kafka_max",
-        ("gateway",),
-        10,
-        rooms=10,
-        messages=500,
-        latency=True,
-        publishers=2,
-        receipts=True,
-        window=50,
-    ),
+    **through_kafka_pair(10, 200, publishers=2, steady=200, most=500, window=50),
 }
 
 

@@ -83,7 +83,7 @@ class Dialect:
         destination = f"/topic/room.{room}" if self.target == "rabbitmq" else f"/sub/chat/{room}"
         return stomp("SUBSCRIBE", {"id": "0", "destination": destination, "receipt": receipt})
 
-    def publish(self, room: int, seq: int) -> bytes:
+    def publish(self, room: int, seq: int, receipt: bool = False) -> bytes:
         text = chat_text(seq)
         if not self.stomp:
             return text
@@ -92,6 +92,8 @@ class Dialect:
             return stomp("SEND", headers, text)
         body = b'{"memberId":1,"nickname":"bench","message":"' + text + b'"}'
         headers = {"destination": f"/pub/chat/{room}", "content-type": "application/json"}
+        if receipt:
+            headers["receipt"] = str(seq)
         return stomp("SEND", headers, body)
 
 
@@ -113,6 +115,11 @@ class Client(asyncio.Protocol):
         self.errors = 0
         self.seen: set[int] = set()
         self.histogram: collections.Counter[int] | None = None
+        # A publisher's SENDs, the RECEIPTs that came back, and what waits for them.
+        self.sent = 0
+        self.receipts = 0
+        self.receipt_ns = 0
+        self.window: tuple[int, asyncio.Future[None]] | None = None
 
     # Transport.
 
@@ -201,10 +208,28 @@ class Client(asyncio.Protocol):
                 self.measure(payload)
         if payload.startswith(b"ERROR") or b"\0ERROR\n" in payload:
             self.errors += 1
+        if receipts := payload.count(b"RECEIPT\n"):
+            self.on_receipts(receipts)
         if self.waiting is not None and self.waiting[0] in payload:
             future = self.waiting[1]
             self.waiting = None
             future.set_result(None)
+
+    def on_receipts(self, count: int) -> None:
+        self.receipts += count
+        self.receipt_ns = time.monotonic_ns()
+        if self.window is not None and self.sent - self.receipts <= self.window[0]:
+            future = self.window[1]
+            self.window = None
+            future.set_result(None)
+
+    async def credit(self, limit: int, timeout: float = 30) -> None:
+        """Wait until at most ``limit`` SENDs await their RECEIPT."""
+        if self.sent - self.receipts <= limit:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.window = (limit, future)
+        await asyncio.wait_for(future, timeout)
 
     def measure(self, payload: bytes) -> None:
         assert self.histogram is not None
@@ -242,7 +267,7 @@ class Worker:
         self.publishers: list[Client] = []
         self.histogram: collections.Counter[int] = collections.Counter()
 
-    async def open(self, subscribe_to: int | None) -> Client:
+    async def open(self, port: int, subscribe_to: int | None) -> Client:
         loop = asyncio.get_running_loop()
         spec = self.spec
         subprotocol = "v12.stomp" if self.dialect.stomp else None
@@ -251,7 +276,7 @@ class Worker:
         def factory() -> Client:
             return Client(spec["path"], subprotocol, latency)
 
-        _, client = await loop.create_connection(factory, "127.0.0.1", spec["port"])
+        _, client = await loop.create_connection(factory, "127.0.0.1", port)
         client.histogram = self.histogram
         await asyncio.wait_for(client.handshake, 30)
         if self.dialect.stomp:
@@ -262,18 +287,21 @@ class Worker:
         return client
 
     async def setup(self) -> None:
-        rooms: list[int] = self.spec["rooms"]
+        spec = self.spec
+        rooms: list[int] = spec["rooms"]
         semaphore = asyncio.Semaphore(100)  # connections being opened at once
+        # Subscribers and publishers may be on different instances (Kafka).
+        port = spec.get("subscribe_port", spec["port"])
 
         async def one(room: int) -> Client:
             async with semaphore:
-                return await self.open(room)
+                return await self.open(port, room)
 
         self.subscribers = list(await asyncio.gather(*(one(room) for room in rooms)))
-        publish = self.spec.get("publish")
+        publish = spec.get("publish")
         if publish:
             for _ in range(publish["publishers"]):
-                self.publishers.append(await self.open(None))
+                self.publishers.append(await self.open(spec["port"], None))
 
     async def run(self, go_ns: int) -> dict[str, Any]:
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -284,6 +312,7 @@ class Worker:
             publishing = asyncio.create_task(self.publish()) if self.publishers else None
             await self.settle()
             sent, send_first, send_last = await publishing if publishing else (0, 0, 0)
+            await self.receipted()
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         per_sub = self.per_sub()
         lost = sum(e - min(e, c.received) for c, e in zip(self.subscribers, per_sub, strict=True))
@@ -300,6 +329,8 @@ class Worker:
             "sent": sent,
             "send_first_ns": send_first,
             "send_last_ns": send_last,
+            "receipts": sum(c.receipts for c in self.publishers),
+            "receipt_last_ns": max((c.receipt_ns for c in self.publishers), default=0),
             "histogram": dict(self.histogram),
             "cpu_s": round(cpu, 3),
             "wall_s": round(wall, 3),
@@ -318,9 +349,14 @@ class Worker:
         return sum(self.per_sub())
 
     async def publish(self) -> tuple[int, int, int]:
-        """Send the messages: a burst, or open loop at a fixed rate (never waits for replies)."""
+        """
+        Send the messages: a burst, or open loop at a fixed rate; with a
+        ``window``, a burst that keeps at most that many SENDs per publisher
+        awaiting their RECEIPT (with ``receipts``: every SEND asks for one).
+        """
         publish = self.spec["publish"]
         rooms, total, rate = publish["rooms"], publish["messages"], publish["rate"]
+        receipts, window = publish.get("receipts", False), publish.get("window", 0)
         publishers = self.publishers
         first = time.monotonic_ns()
         sent = 0
@@ -330,11 +366,28 @@ class Worker:
             else:
                 due = min(total, sent + 50)
             for seq in range(sent, due):
-                room = rooms[seq % len(rooms)]
-                publishers[seq % len(publishers)].send(self.dialect.publish(room, seq))
+                publisher = publishers[seq % len(publishers)]
+                if window and publisher.sent - publisher.receipts >= window:
+                    # Woken when half the window is free: fewer, fuller bursts.
+                    await publisher.credit(window // 2)
+                publisher.send(self.dialect.publish(rooms[seq % len(rooms)], seq, receipts))
+                publisher.sent += 1
             sent = due
             await asyncio.sleep(0.001 if rate else 0)
         return sent, first, time.monotonic_ns()
+
+    async def receipted(self) -> None:
+        """Until every SEND asking for a RECEIPT has it, or none came for ``settle_s``."""
+        publish = self.spec.get("publish")
+        if not publish or not publish.get("receipts"):
+            return
+        total, progress = -1, time.monotonic()
+        while (now_total := sum(c.receipts for c in self.publishers)) < publish["messages"]:
+            if now_total != total:
+                total, progress = now_total, time.monotonic()
+            elif time.monotonic() - progress > self.spec["settle_s"]:
+                return
+            await asyncio.sleep(0.02)
 
     async def settle(self) -> None:
         """Until every subscriber has its messages, or nothing came for ``settle_s``."""

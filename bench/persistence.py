@@ -31,29 +31,28 @@ import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from _common import local_server
-from kafka_fanout import (
-    ERRORS,
-    Client,
+from gateways import (
     GatewayProcess,
-    Publisher,
     broker,
+    fresh_database,
     gateways,
-    percentile,
+    mongo_server,
     start_gateway,
     stop_gateway,
 )
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from protocol import Command, Frame, Limits, Parser
 
 BUSES = ("kafka", "memory")
+ERRORS = "/user/queue/errors"
 NAMESPACE_NOT_FOUND = 26
 
 
@@ -61,9 +60,92 @@ def log(message: str) -> None:
     print(f"persistence: {message}", file=sys.stderr, flush=True)
 
 
-def database_uri(server_uri: str, database: str) -> str:
-    """``server_uri`` with its database (the URI's path) replaced by ``database``."""
-    return urlunsplit(urlsplit(server_uri)._replace(path=f"/{database}"))
+# A minimal STOMP 1.2 client: frames built by hand, read with protocol.Parser.
+
+
+def frame_bytes(command: str, headers: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
+    head = command + "\n" + "".join(f"{name}:{value}\n" for name, value in headers) + "\n"
+    return head.encode() + body + b"\0"
+
+
+class Client:
+    """One WebSocket connection speaking STOMP 1.2."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.parser = Parser(Limits(max_frame_size=2**24, max_headers=1000), version="1.2")
+        self._pending: list[Frame] = []
+
+    @classmethod
+    async def open(cls, port: int) -> Client:
+        ws = await connect(f"ws://127.0.0.1:{port}/ws", max_size=2**24, open_timeout=10)
+        client = cls(ws)
+        await client.send("CONNECT", [("accept-version", "1.2"), ("host", "localhost")])
+        frame = await client.read()
+        if frame.command is not Command.CONNECTED:
+            raise RuntimeError(f"CONNECT answered with {frame}")
+        return client
+
+    async def send(
+        self, command: str, headers: Iterable[tuple[str, str]], body: bytes = b""
+    ) -> None:
+        await self.ws.send(frame_bytes(command, headers, body).decode())
+
+    async def read(self) -> Frame:
+        while not self._pending:
+            message = await self.ws.recv()
+            data = message.encode() if isinstance(message, str) else message
+            self._pending.extend(e for e in self.parser.feed(data) if isinstance(e, Frame))
+        return self._pending.pop(0)
+
+    async def subscribe(self, destination: str, subscription_id: str) -> None:
+        receipt = f"sub-{subscription_id}"
+        headers = [("id", subscription_id), ("destination", destination), ("receipt", receipt)]
+        await self.send("SUBSCRIBE", headers)
+        while True:
+            frame = await self.read()
+            if frame.command is Command.RECEIPT and frame.get("receipt-id") == receipt:
+                return
+
+    async def send_chat(self, seq: int, receipt: bool, room: int) -> None:
+        text = f"{seq} {time.time_ns()}"
+        body = json.dumps({"memberId": 1, "nickname": "bench", "message": text}).encode()
+        headers = [("destination", f"/pub/chat/{room}"), ("content-type", "application/json")]
+        if receipt:
+            headers.append(("receipt", str(seq)))
+        await self.send("SEND", headers, body)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@dataclasses.dataclass
+class Publisher:
+    client: Client
+    receipted: int = 0
+    failed: int = 0
+    window: asyncio.Semaphore | None = None
+
+    async def run(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = await self.client.read()
+                if frame.command is Command.RECEIPT:
+                    self.receipted += 1
+                elif frame.command is Command.MESSAGE and frame.get("destination") == ERRORS:
+                    self.failed += 1
+                else:
+                    continue
+                if self.window is not None:
+                    self.window.release()
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return round(ordered[index], 2)
 
 
 @contextlib.asynccontextmanager
@@ -252,9 +334,6 @@ async def run(
 async def bench_bus(
     bus: str, bootstrap: str | None, server_uri: str, options: argparse.Namespace, log_dir: Path
 ) -> None:
-    uri = database_uri(server_uri, f"bench_{uuid.uuid4().hex[:12]}")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    database = client.get_default_database()
     common = {
         "window": options.window,
         "rooms": options.rooms,
@@ -262,27 +341,25 @@ async def bench_bus(
         "interval": options.sample_interval,
         "settle": options.settle,
     }
-    try:
-        async with gateway(bootstrap, uri, log_dir, options.gateway_arg) as instance:
-            log(f"{bus} bus: gateway on port {instance.port}, database {database.name}")
-            runs = [("steady", int(options.rate * options.duration), options.rate)]
-            if not options.no_max:
-                runs.append(("max", options.max_messages, None))
-            for kind, messages, rate in runs:
-                result = await run(
-                    kind,
-                    bus,
-                    instance.port,
-                    database["chat_messages"],
-                    messages=messages,
-                    rate=rate,
-                    **common,
-                )
-                print(json.dumps(result), flush=True)
-    finally:
-        with contextlib.suppress(Exception):
-            await client.drop_database(database.name)
-        await client.close()
+    async with (
+        fresh_database(server_uri) as (uri, database),
+        gateway(bootstrap, uri, log_dir, options.gateway_arg) as instance,
+    ):
+        log(f"{bus} bus: gateway on port {instance.port}, database {database.name}")
+        runs = [("steady", int(options.rate * options.duration), options.rate)]
+        if not options.no_max:
+            runs.append(("max", options.max_messages, None))
+        for kind, messages, rate in runs:
+            result = await run(
+                kind,
+                bus,
+                instance.port,
+                database["chat_messages"],
+                messages=messages,
+                rate=rate,
+                **common,
+            )
+            print(json.dumps(result), flush=True)
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -314,9 +391,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if unknown := set(buses) - set(BUSES):
         parser.error(f"unknown bus: {', '.join(sorted(unknown))}")
     with contextlib.ExitStack() as servers, tempfile.TemporaryDirectory() as tmp:
-        server_uri = servers.enter_context(
-            local_server("mongo-local", "MONGO_URI", options.mongo_uri)
-        )
+        server_uri = servers.enter_context(mongo_server(options.mongo_uri))
         bootstrap = servers.enter_context(broker(options.bootstrap)) if "kafka" in buses else None
         log_dir = options.log_dir or Path(tmp)
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,17 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kafka_fanout import free_port, start_gateway, stop_gateway
+from gateways import (
+    broker,
+    free_port,
+    fresh_database,
+    gateways,
+    mongo_server,
+    start_gateway,
+    stop_gateway,
+)
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
 from rabbitmq import installed as rabbitmq_installed
 from rabbitmq import rabbitmq
 
@@ -52,6 +62,21 @@ class Scenario:
     latency: bool = False
     hold_s: float = 0.0  # idle: how long the connections stay idle
     heartbeat_ms: int = 0
+    publishers: int = 1
+    receipts: bool = False  # every SEND asks for a RECEIPT
+    window: int = 0  # SENDs awaiting their RECEIPT per publisher; 0: no limit
+
+
+def through_kafka_pair(
+    rooms: int, rate: float, publishers: int, steady: int, most: int, window: int
+) -> dict[str, Scenario]:
+    """Scenario 4: ``steady`` messages at ``rate``, then ``most`` as fast as RECEIPTs come back."""
+    at_rate = Scenario("kafka", ("gateway",), rooms, rooms, steady, rate, latency=True)
+    at_rate = dataclasses.replace(at_rate, publishers=publishers, receipts=True)
+    at_most = dataclasses.replace(
+        at_rate, name="kafka_max", messages=most, rate=None, window=window
+    )
+    return {"kafka": at_rate, "kafka_max": at_most}
 
 
 FULL = {
@@ -60,6 +85,7 @@ FULL = {
         "rooms", ("gateway", "rabbitmq"), 2000, rooms=500, messages=60_000, rate=2000, latency=True
     ),
     "idle": Scenario("idle", TARGETS, 10_000, rooms=500, hold_s=20, heartbeat_ms=10_000),
+    **through_kafka_pair(100, 1000, publishers=4, steady=10_000, most=60_000, window=500),
 }
 QUICK = {
     "fanout": Scenario("fanout", TARGETS, subscribers=20, rooms=1, messages=100),
@@ -67,6 +93,7 @@ QUICK = {
         "rooms", ("gateway", "rabbitmq"), 20, rooms=10, messages=200, rate=400, latency=True
     ),
     "idle": Scenario("idle", TARGETS, 50, rooms=10, hold_s=0.5, heartbeat_ms=10_000),
+    **through_kafka_pair(10, 200, publishers=2, steady=200, most=500, window=50),
 }
 
 
@@ -109,9 +136,15 @@ def rss_kib(pid: int) -> int:
 @dataclasses.dataclass
 class Server:
     target: str
-    port: int
+    port: int  # where publishers connect (and subscribers, unless subscribe_port)
     path: str
     pid: int
+    subscribe_port: int | None = None  # another instance
+    other_pids: tuple[int, ...] = ()  # more instances, their CPU counted with pid's
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return (self.pid, *self.other_pids)
 
 
 def pin(cpus: str | None) -> list[str]:
@@ -210,7 +243,9 @@ def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str
             "rooms": rooms,
             "messages": scenario.messages,
             "rate": scenario.rate,
-            "publishers": 1,
+            "publishers": scenario.publishers,
+            "receipts": scenario.receipts,
+            "window": scenario.window,
         }
     rooms_of_subscribers = [1 + n % scenario.rooms for n in range(scenario.subscribers)]
     settle = 2.0 if scenario.messages < 1000 else 5.0
@@ -218,6 +253,7 @@ def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str
         {
             "target": srv.target,
             "port": srv.port,
+            "subscribe_port": srv.subscribe_port or srv.port,
             "path": srv.path,
             "rooms": rooms_of_subscribers[index::workers],
             "publish": publish if index == 0 else None,
@@ -234,16 +270,17 @@ def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str
 # Figures.
 
 
-def percentile(histogram: Counter[int], fraction: float) -> float | None:
+def percentile(histogram: Counter[int], fraction: float, scale: float = 1000) -> float | None:
+    """Nearest rank of a histogram of values; divided by ``scale`` (µs to ms by default)."""
     total = sum(histogram.values())
     if not total:
         return None
     rank = max(1, round(fraction * total))
     seen = 0
-    for micros in sorted(histogram):
-        seen += histogram[micros]
+    for value in sorted(histogram):
+        seen += histogram[value]
         if seen >= rank:
-            return round(micros / 1000, 3)
+            return round(value / scale, 3)
     return None  # pragma: no cover
 
 
@@ -255,10 +292,10 @@ async def measure(
     if scenario.hold_s:
         await asyncio.sleep(min(2.0, scenario.hold_s))  # let allocations settle
     rss_after = rss_kib(srv.pid)
-    cpu0, wall0 = cpu_seconds(srv.pid), time.monotonic()
+    cpu0, wall0 = sum(map(cpu_seconds, srv.pids)), time.monotonic()
     async with profiled(srv, scenario, profile_dir):
         go_ns, results = await workers.go()
-        server_cpu = cpu_seconds(srv.pid) - cpu0
+        server_cpu = sum(map(cpu_seconds, srv.pids)) - cpu0
         wall = time.monotonic() - wall0
     histogram: Counter[int] = Counter()
     for result in results:
@@ -289,6 +326,11 @@ async def measure(
         if senders:
             spent = (senders[0]["send_last_ns"] - senders[0]["send_first_ns"]) / 1e9
             record["send_rate"] = round(sent / spent, 1) if spent else None
+    if scenario.receipts:
+        receipts = sum(r["receipts"] for r in results)
+        last = max(r["receipt_last_ns"] for r in results)
+        record["receipts"] = receipts
+        record["receipts_per_s"] = round(receipts / ((last - go_ns) / 1e9), 1) if last else None
     if scenario.hold_s:
         record["rss_kib_per_conn"] = round((rss_after - rss_before) / connections, 2)
         record["rss_kib"] = rss_after
@@ -324,33 +366,31 @@ def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @contextlib.asynccontextmanager
 async def profiled(srv: Server, scenario: Scenario, out: Path | None) -> AsyncIterator[None]:
-    """Sample the gateway with py-spy while the scenario runs; print the top functions."""
+    """Sample each gateway with py-spy while the scenario runs; print the top functions."""
     if out is None or srv.target != "gateway" or scenario.hold_s:
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    raw = out / f"{scenario.name}-{srv.target}.txt"
-    command = [
-        str(Path(sys.executable).with_name("py-spy")),
-        "record",
-        "--pid",
-        str(srv.pid),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-    ]
-    command += ["--output", str(raw), "--nonblocking"]
-    spy = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
+    raws, spies = [], []
+    for index, pid in enumerate(srv.pids):
+        suffix = f"-{index + 1}" if srv.other_pids else ""
+        raws.append(out / f"{scenario.name}-{srv.target}{suffix}.txt")
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)]
+        command += ["--rate", "200", "--format", "raw", "--output", str(raws[-1]), "--nonblocking"]
+        spies.append(
+            await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            )
+        )
     try:
         yield
     finally:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        await spy.wait()
-    if raw.exists():
-        emit({"scenario": scenario.name, "target": srv.target, "profile": str(raw), **top(raw)})
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            await spy.wait()
+    for raw in raws:
+        if raw.exists():
+            emit({"scenario": scenario.name, "target": srv.target, "profile": str(raw), **top(raw)})
 
 
 def top(raw: Path, count: int = 15) -> dict[str, Any]:
@@ -360,8 +400,8 @@ def top(raw: Path, count: int = 15) -> dict[str, Any]:
     samples = 0
     for line in raw.read_text().splitlines():
         stack, _, number = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not number.isdigit():
+            continue  # py-spy may cut a line short when stopped
         frames = [
             frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")")
             for frame in stack.split(";")
@@ -378,36 +418,127 @@ def top(raw: Path, count: int = 15) -> dict[str, Any]:
     return {"samples": samples, "self_pct": pct(own), "total_pct": pct(total)} if samples else {}
 
 
-# The Kafka and MongoDB scenario: the existing benchmarks, reshaped.
+# The Kafka and MongoDB scenario.
+
+KAFKA_RUNS = ("kafka", "kafka_max")  # steady rate, then maximum ingest, on the same gateways
+PUBLISHED = "stomp_gateway_messages_published_total"
+NAMESPACE_NOT_FOUND = 26
 
 
-async def through_kafka(options: argparse.Namespace) -> list[dict[str, Any]]:
-    duration = str(10 * options.scale)
-    runs = [
-        (
-            "kafka_fanout.py",
-            ["--instances", "2", "--rooms", "100", "--rate", "1000", "--duration", duration],
-            ["--publishers", "4", "--max-messages", str(int(20_000 * options.scale))],
-        ),
-        (
-            "persistence.py",
-            ["--buses", "kafka", "--rooms", "100", "--rate", "1000", "--duration", duration],
-            ["--max-messages", str(int(20_000 * options.scale))],
-        ),
-    ]
+async def through_kafka(
+    options: argparse.Namespace, table: dict[str, Scenario], log_dir: Path, cores: list[str | None]
+) -> list[dict[str, Any]]:
+    """Two gateways on one fresh topic and database: publishers on one, subscribers on the other."""
     records = []
-    for script, args, more in runs:
-        command = [sys.executable, str(BENCH / script), *args, *more]
-        for extra in options.gateway_arg:
-            command.append(f"--gateway-arg={extra}")
-        log(" ".join(command))
-        process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-        out, _ = await process.communicate()
-        for line in out.decode().splitlines():
-            result = json.loads(line)
-            result = {"scenario": "kafka", "target": "gateway", "source": script, **result}
-            records.append(result)
+    with broker(options.kafka_bootstrap) as bootstrap, mongo_server(options.mongo_uri) as mongo:
+        async with fresh_database(mongo) as (uri, database):
+            args = ["--mongo-uri", uri, "--event-loop", options.event_loop, *options.gateway_arg]
+            prefix = pin(options.server_cpus)
+            async with gateways(2, bootstrap, log_dir, args, prefix) as (first, second):
+                srv = Server(
+                    "gateway",
+                    first.port,
+                    "/ws",
+                    first.process.pid,
+                    subscribe_port=second.port,
+                    other_pids=(second.process.pid,),
+                )
+                collection = database["chat_messages"]
+                for name in KAFKA_RUNS:
+                    scenario = scaled(table[name], options.scale)
+                    log(f"{name} through Kafka {bootstrap} and MongoDB {uri}: {scenario}")
+                    before = await collection.count_documents({})
+                    persister = PersisterLag((first.port, second.port), collection)
+                    workers = Workers(cores)
+                    try:
+                        async with persister.sampling() as lags:
+                            record = await measure(
+                                scenario, srv, workers, len(cores), options.profile
+                            )
+                    finally:
+                        await workers.stop()
+                    caught_up = await persister.caught_up()
+                    stored = await collection.count_documents({}) - before  # exact, untimed
+                    record |= {
+                        "persister_lag_max": max(lags, default=None),
+                        "persister_lag_p99": percentile(Counter(lags), 0.99, scale=1),
+                        "persister_catch_up_ms": caught_up,
+                        "stored": stored,
+                        "unstored": max(0, record["receipts"] - stored),
+                    }
+                    emit(record)
+                    records.append(record)
     return records
+
+
+class PersisterLag:
+    """
+    Messages the bus acknowledged (the instances' ``messages_published``, i.e.
+    RECEIPTed) minus documents stored (``$collStats`` count: milliseconds, where
+    counting the documents takes about 1 s per 10,000 on FerretDB).
+    """
+
+    def __init__(self, ports: Sequence[int], collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.ports = ports
+        self.collection = collection
+        self.published = self.stored = 0  # at the start
+
+    async def acked_and_stored(self) -> tuple[int, int]:
+        published = sum([await scrape(port, PUBLISHED) for port in self.ports])
+        try:
+            cursor = await self.collection.aggregate([{"$collStats": {"count": {}}}])
+            stored = sum(int(shard["count"]) for shard in await cursor.to_list())
+        except OperationFailure as exc:
+            if exc.code != NAMESPACE_NOT_FOUND:  # no document yet
+                raise
+            stored = 0
+        return published - self.published, stored - self.stored
+
+    async def lag(self) -> int:
+        acked, stored = await self.acked_and_stored()
+        return acked - stored
+
+    @contextlib.asynccontextmanager
+    async def sampling(self, interval: float = 0.25) -> AsyncIterator[list[int]]:
+        """Sample the lag every ``interval`` s meanwhile."""
+        self.published, self.stored = await self.acked_and_stored()
+        samples: list[int] = []
+
+        async def sample() -> None:
+            while True:
+                samples.append(await self.lag())
+                await asyncio.sleep(interval)
+
+        task = asyncio.create_task(sample())
+        try:
+            yield samples
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def caught_up(self, timeout: float = 30) -> int | None:
+        """Milliseconds until every acknowledged message is stored (None: not in ``timeout``)."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if await self.lag() <= 0:
+                return round((time.monotonic() - start) * 1000)
+            await asyncio.sleep(0.05)
+        return None
+
+
+async def scrape(port: int, metric: str) -> int:
+    """One unlabelled metric of a gateway's ``/metrics``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
+        response = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    for line in response.decode().splitlines():
+        if line.startswith(metric + " "):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"no {metric} in the metrics of port {port}")
 
 
 # Main.
@@ -424,8 +555,7 @@ async def run_scenarios(options: argparse.Namespace) -> int:
         log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             if name == "kafka":
-                for record in await through_kafka(options):
-                    emit(record)
+                records += await through_kafka(options, table, log_dir, cores)
                 continue
             scenario = scaled(table[name], options.scale)
             for target in scenario.targets:
@@ -480,6 +610,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--event-loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra gateway option")
     parser.add_argument("--log-dir", type=Path, help="keep server logs there")
+    parser.add_argument(
+        "--kafka-bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP"),
+        help="kafka: the broker (default $KAFKA_BOOTSTRAP, else scripts/kafka-local start)",
+    )
+    parser.add_argument(
+        "--mongo-uri",
+        default=os.environ.get("MONGO_URI"),
+        help="kafka: the MongoDB server (default $MONGO_URI, else scripts/mongo-local start)",
+    )
     parser.add_argument(
         "--profile", type=Path, help="py-spy the gateway into this directory; print its top"
     )

@@ -4,7 +4,6 @@ The chat path, in one place: SEND -> chat message -> bus -> fan-out, and bus -> 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import itertools
@@ -159,7 +158,9 @@ class ChatService:
     def fan_out(self, delivery: Delivery) -> None:
         """Deliver a bus record to the local subscribers of its room."""
         try:
-            message = ChatMessage.from_json(delivery.value)
+            message = ChatMessage.from_json(
+                delivery.value, partition=delivery.partition, offset=delivery.offset
+            )
         except InvalidMessage as exc:
             logger.warning(
                 "skipping record %d:%d (key %r): %s",
@@ -169,7 +170,6 @@ class ChatService:
                 exc,
             )
             return
-        message = dataclasses.replace(message, partition=delivery.partition, offset=delivery.offset)
         self.recent.add(message, delivery.value)
         destination = self.router.room_destination(message.chat_room_id)
         subscriptions = self.registry.subscribers(destination)

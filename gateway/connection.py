@@ -69,6 +69,11 @@ MAX_IN_FLIGHT = 1000
 _REDACTED = frozenset(CREDENTIAL_HEADERS)
 
 
+# A frame whose effect awaits the bus: frame, receipt, extra RECEIPT headers,
+# what it awaits, the application error to report instead of the RECEIPT.
+Awaiting = tuple[Frame, str | None, Headers, list[Awaitable[None]], str | None]
+
+
 class StompConnection:
     """
     The server side of one STOMP over WebSocket connection.
@@ -100,8 +105,8 @@ class StompConnection:
         self._closer: asyncio.Task[None] | None = None
         self._released: int | None = None  # subscriptions removed at the end
         self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
-        self._completions: asyncio.Task[None] | None = None  # the last frame awaiting the bus
-        self._in_flight = 0
+        self._awaiting: deque[Awaiting] = deque()  # frames awaiting the bus, in order
+        self._completer: asyncio.Task[None] | None = None  # concludes them, while any
         # Held while a WebSocket message is handled; after going_away() nothing more is.
         self._reading = asyncio.Lock()
         self._going_away = False
@@ -224,8 +229,8 @@ class StompConnection:
         self._going_away = True
         async with self._reading:  # the message being handled, if any, completes
             pass
-        while (completions := self._completions) is not None and not completions.done():
-            await asyncio.wait({completions})
+        while (completer := self._completer) is not None and not completer.done():
+            await asyncio.wait({completer})
         self.fail(InvalidFrame(reason), CloseCode.GOING_AWAY)
 
     async def _read_loop(self) -> None:
@@ -290,7 +295,7 @@ class StompConnection:
                 exc.receipt_id = receipt
             raise
         extra, self._receipt_headers = self._receipt_headers, ()
-        if not pending and self._completions is None:
+        if not pending and not self._awaiting:
             if error is None:
                 self._conclude(frame, receipt, extra)
             else:
@@ -298,39 +303,33 @@ class StompConnection:
             return
         # Publishing is pipelined: the next frames are read while the bus
         # acknowledges, and RECEIPTs (or errors) follow in the frames' order.
-        previous = self._completions
-        self._completions = asyncio.create_task(
-            self._complete(frame, receipt, extra, pending, previous, error)
-        )
-        self._in_flight += 1
-        if self._in_flight > MAX_IN_FLIGHT:
-            await asyncio.wait({self._completions})  # back-pressure on this client
+        self._awaiting.append((frame, receipt, extra, pending, error))
+        if self._completer is None:
+            self._completer = asyncio.create_task(self._complete())
+        if len(self._awaiting) > MAX_IN_FLIGHT:
+            await asyncio.wait({self._completer})  # back-pressure on this client
 
-    async def _complete(
-        self,
-        frame: Frame,
-        receipt: str | None,
-        extra: Headers,
-        pending: list[Awaitable[None]],
-        previous: asyncio.Task[None] | None,
-        error: str | None,
-    ) -> None:
+    async def _complete(self) -> None:
+        """
+        Conclude the frames awaiting the bus, in order. One task for all: the
+        frames a Kafka batch acknowledged are concluded in one loop turn, so
+        their RECEIPTs leave together (a task per frame, each waiting for the
+        previous, took a turn and a write per RECEIPT).
+        """
         try:
-            if previous is not None:
-                await asyncio.wait({previous})
-            for done in pending:
-                try:
-                    await done
-                except PublishError as exc:
-                    error = error or f"message not sent: {exc}"
-            if error is None:
-                self._conclude(frame, receipt, extra)
-            else:
-                self._report(error, frame, receipt)
+            while self._awaiting:
+                frame, receipt, extra, pending, error = self._awaiting.popleft()
+                for done in pending:
+                    try:
+                        await done
+                    except PublishError as exc:
+                        error = error or f"message not sent: {exc}"
+                if error is None:
+                    self._conclude(frame, receipt, extra)
+                else:
+                    self._report(error, frame, receipt)
         finally:
-            self._in_flight -= 1
-            if self._completions is asyncio.current_task():
-                self._completions = None
+            self._completer = None
 
     def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""

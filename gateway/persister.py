@@ -13,7 +13,6 @@ idempotent by message id, so a replay stores nothing twice.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 from kafka_bridge import Delivery, MessageBus
@@ -114,7 +113,8 @@ class Persister:
 
 def _message(delivery: Delivery) -> ChatMessage | None:
     try:
-        message = ChatMessage.from_json(delivery.value)
+        return ChatMessage.from_json(
+            delivery.value, partition=delivery.partition, offset=delivery.offset
+        )
     except InvalidMessage:
         return None  # logged by the fan-out, which reads the same record
-    return dataclasses.replace(message, partition=delivery.partition, offset=delivery.offset)

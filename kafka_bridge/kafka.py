@@ -31,6 +31,20 @@ logger = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
 
+# Fetching in batches: each fetch costs a round trip and its parsing, and the
+# broker answers one with fetch_min_bytes=1 as soon as a single record is
+# there, so under load every record was a fetch of its own for each consumer.
+# The broker now holds a fetch until enough bytes are there or the wait is up:
+# the wait bounds the latency this adds. The fan-out's is what a subscriber
+# may notice; the persister's only delays storing (and is one stored batch).
+FAN_OUT_FETCH = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 5}
+PERSISTER_FETCH = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": 100}
+PERSISTER_BATCH = 5000  # records; one insert_many and one offset commit each
+# Bytes a producer batch of one partition holds: a full one makes send() wait
+# until the batch in flight is acknowledged (aiokafka has one request in flight
+# per broker), so under load this bounds the records per round trip.
+PRODUCER_BATCH_BYTES = 256 * 1024  # well under the broker's message.max.bytes (1 MiB)
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class KafkaSettings:
@@ -176,7 +190,9 @@ class KafkaBus:
         )
 
     async def _start_consumer(self, partitions: Sequence[int]) -> AIOKafkaConsumer:
-        consumer = await self._started_consumer(group_id=None, auto_offset_reset="latest")
+        consumer = await self._started_consumer(
+            group_id=None, auto_offset_reset="latest", **FAN_OUT_FETCH
+        )
         assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
         consumer.assign(assigned)
         await consumer.seek_to_end(*assigned)
@@ -190,7 +206,7 @@ class KafkaBus:
         # A group with no committed offsets starts at the oldest record: a
         # first deployment stores what the topic still holds.
         return await self._started_consumer(
-            self.settings.topic, group_id=group, auto_offset_reset="earliest"
+            self.settings.topic, group_id=group, auto_offset_reset="earliest", **PERSISTER_FETCH
         )
 
     async def _started_consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
@@ -209,7 +225,7 @@ class KafkaBus:
         self, group: str, consumer: AIOKafkaConsumer, handler: BatchHandler
     ) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            batches = await consumer.getmany(timeout_ms=1000, max_records=PERSISTER_BATCH)
             records = [_delivery(record) for batch in batches.values() for record in batch]
             if records:
                 await handler(records)  # it retries until the batch is done
@@ -239,6 +255,7 @@ class KafkaBus:
             enable_idempotence=True,
             acks="all",
             linger_ms=1,
+            max_batch_size=PRODUCER_BATCH_BYTES,
             request_timeout_ms=int(self.settings.send_timeout * 1000),
         )
 
@@ -291,7 +308,9 @@ class KafkaBus:
         try:
             # The producer expires the batch after request_timeout_ms; the
             # extra second only guards against a future that never resolves.
-            await asyncio.wait_for(sent, self.settings.send_timeout + 1)
+            # (asyncio.timeout arms a timer; wait_for would add a task per message.)
+            async with asyncio.timeout(self.settings.send_timeout + 1):
+                await sent
         except (KafkaError, TimeoutError) as exc:
             self._retire(producer)
             raise PublishError(f"Kafka did not acknowledge the message: {exc!r}") from exc

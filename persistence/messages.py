@@ -62,9 +62,13 @@ class ChatMessage:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> ChatMessage:
+    def from_json(
+        cls, data: bytes, *, partition: int | None = None, offset: int | None = None
+    ) -> ChatMessage:
         """
-        Read a message written by :meth:`to_json` (or by another producer).
+        Read a message written by :meth:`to_json` (or by another producer),
+        read from the bus at ``partition`` and ``offset`` if given (built with
+        them: a ``dataclasses.replace`` afterwards costs half a decode).
 
         Raises:
             InvalidMessage: ``data`` is not such a message.
@@ -81,6 +85,8 @@ class ChatMessage:
                 file_id=_optional(obj, "fileId", (int, str)),
                 file_name=_optional(obj, "fileName", str),
                 create_at=_typed(obj, "createAt", str),
+                partition=partition,
+                offset=offset,
             )
         except (KeyError, TypeError) as exc:
             raise InvalidMessage(str(exc)) from None

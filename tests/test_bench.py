@@ -7,13 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_run_prints_one_json_line_per_scenario_and_target() -> None:
+def quick_run(*args: str) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [str(ROOT / "bench" / "run"), "--quick"],
+        [str(ROOT / "bench" / "run"), "--quick", *args],
         capture_output=True,
         text=True,
         timeout=110,
@@ -21,7 +24,11 @@ def test_quick_run_prints_one_json_line_per_scenario_and_target() -> None:
         env=os.environ | {"PYTHON": sys.executable},
     )
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_quick_run_prints_one_json_line_per_scenario_and_target() -> None:
+    records = quick_run()
     runs = {(r["scenario"], r["target"]): r for r in records if "target" in r}
     assert set(runs) == {
         ("fanout", "gateway"),
@@ -41,3 +48,21 @@ def test_quick_run_prints_one_json_line_per_scenario_and_target() -> None:
         ("fanout", "gateway/floor"),
         ("idle", "gateway/floor"),
     }
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+def test_quick_kafka_run_goes_from_one_instance_to_the_other_and_to_mongodb(
+    kafka_bootstrap: str, mongo_uri: str
+) -> None:
+    records = quick_run(
+        "--scenarios", "kafka", "--kafka-bootstrap", kafka_bootstrap, "--mongo-uri", mongo_uri
+    )
+    assert [r["scenario"] for r in records] == ["kafka", "kafka_max"]
+    for record in records:
+        assert record["deliveries"] == record["messages"]
+        assert record["receipts"] == record["messages"]
+        assert record["stored"] == record["messages"]
+        assert record["lost"] == record["unstored"] == 0
+        assert record["lat_ms_p99"] is not None
+        assert isinstance(record["persister_lag_max"], int)

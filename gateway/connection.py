@@ -486,6 +486,10 @@ class StompConnection:
         tolerance = self.gateway.heart_beat_policy.tolerance
         keep_alive = send_ms or self.framing.idle_heartbeat_ms
         self._monitor = HeartBeatMonitor(keep_alive, receive_ms, tolerance, self._loop.time())
+        if receive_ms and (keepalive := self.websocket.keepalive_task) is not None:
+            # The client's heart-beats now tell when it is gone (STOMP 1.2
+            # §Heart-beating): WebSocket pings would only add work and a task.
+            keepalive.cancel()
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
         self._schedule_heart_beat()
         logger.info(

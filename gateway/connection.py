@@ -3,8 +3,9 @@ One client connection: WebSocket messages in, STOMP frames acted upon, bytes out
 
 Reading and writing are separate: the read loop feeds the sans-I/O
 :class:`protocol.ServerSession` and carries out each frame; everything going
-out is queued and written by the connection's own writer task, so a slow
-socket never stalls the fan-out to others.
+out is queued and written once per turn of the event loop (see
+:mod:`gateway.flusher`), by a task of its own only while the socket is
+backed up, so a slow socket never stalls the fan-out to others.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from protocol import (
 
 from .auth import CREDENTIAL_HEADERS, AuthenticationError
 from .chat import ApplicationError, new_object_id
-from .framing import Framing, FramingError, Kind, Outbound
+from .framing import Framing, FramingError, Kind, Message, Outbound
 from .identity import Member
 from .limits import TokenBucket
 from .recovery import Recovery, recover
@@ -67,6 +68,9 @@ RECOVERED_HEADER = "x-recovered"
 MAX_IN_FLIGHT = 1000
 # CONNECT headers whose values are never logged.
 _REDACTED = frozenset(CREDENTIAL_HEADERS)
+# Frames handled before the reader lets the loop write them out (and serve
+# others): a burst from one client reaches subscribers in coalesced steps.
+FRAMES_PER_TURN = 8
 
 
 # A frame whose effect awaits the bus: frame, receipt, extra RECEIPT headers,
@@ -85,6 +89,39 @@ class StompConnection:
 
     """
 
+    __slots__ = (
+        "_ack_ids",
+        "_acks",
+        "_awaiting",
+        "_bytes_before_connect",
+        "_close",
+        "_closer",
+        "_completer",
+        "_drain_timer",
+        "_flush_due",
+        "_frames_this_turn",
+        "_going_away",
+        "_loop",
+        "_low_water",
+        "_metrics",
+        "_monitor",
+        "_outbound",
+        "_outbound_bytes",
+        "_reading",
+        "_receipt_headers",
+        "_released",
+        "_sends",
+        "_timer",
+        "_writer",
+        "framing",
+        "gateway",
+        "id",
+        "member",
+        "remote",
+        "session",
+        "websocket",
+    )
+
     def __init__(self, websocket: ServerConnection, gateway: Gateway, framing: Framing) -> None:
         self.websocket = websocket
         self.gateway = gateway
@@ -94,9 +131,11 @@ class StompConnection:
         self.session = ServerSession(gateway.limits, gateway.heart_beat_policy)
         self._metrics = gateway.metrics
         self._loop = asyncio.get_running_loop()
-        self._outbound: deque[Outbound] = deque()
+        self._outbound: list[Outbound] = []
         self._outbound_bytes = 0
-        self._wakeup = asyncio.Event()
+        self._flush_due = False  # handed to the gateway's flusher
+        self._writer: asyncio.Task[None] | None = None  # while the socket is backed up, or closing
+        self._frames_this_turn = 0
         self._close: tuple[int, str] | None = None
         self._acks: dict[str, Subscription] = {}
         self._ack_ids = itertools.count()
@@ -105,7 +144,8 @@ class StompConnection:
         self._closer: asyncio.Task[None] | None = None
         self._released: int | None = None  # subscriptions removed at the end
         self._receipt_headers: Headers = ()  # extra headers for the next RECEIPT
-        self._awaiting: deque[Awaiting] = deque()  # frames awaiting the bus, in order
+        # Frames awaiting the bus, in order; made on the first (idle sessions need none).
+        self._awaiting: deque[Awaiting] | None = None
         self._completer: asyncio.Task[None] | None = None  # concludes them, while any
         # Held while a WebSocket message is handled; after going_away() nothing more is.
         self._reading = asyncio.Lock()
@@ -136,7 +176,6 @@ class StompConnection:
         )
         for message in self.framing.opening():
             await self.websocket.send(message)
-        writer = asyncio.create_task(self._write_loop())
         self._timer = self._loop.call_later(self.gateway.config.connect_timeout, self._no_connect)
         try:
             await self._read_loop()
@@ -150,14 +189,17 @@ class StompConnection:
             self.fail(error, CloseCode.INTERNAL_ERROR)
         finally:
             self.close(CloseCode.NORMAL_CLOSURE, "client closed the connection")
-            await self._finish(writer)
+            await self._finish()
 
-    async def _finish(self, writer: asyncio.Task[None]) -> None:
+    async def _finish(self) -> None:
         for timer in (self._timer, self._drain_timer):
             if timer is not None:
                 timer.cancel()
         self.session.close()
         self._release()
+        self.flush()  # starts the writer that closes the WebSocket, unless it runs already
+        writer = self._writer
+        assert writer is not None
         try:
             await asyncio.wait_for(writer, self.gateway.config.shutdown_timeout)
         except (TimeoutError, ConnectionClosed):
@@ -175,7 +217,7 @@ class StompConnection:
 
     def close(self, code: int, reason: str) -> None:
         """
-        Ask the writer to flush what is queued, then close the WebSocket.
+        Write out what is queued, then close the WebSocket.
 
         Nothing more is delivered, and the session's subscriptions go as soon
         as the current fan-out (which may be iterating over them) is done.
@@ -183,7 +225,7 @@ class StompConnection:
         if self._close is None:
             self._close = (code, reason)
             self._loop.call_soon(self._release)
-            self._wakeup.set()
+            self._schedule_flush()
 
     def _release(self) -> None:
         if self._released is None:
@@ -269,12 +311,15 @@ class StompConnection:
             await self._handle(frame, effects)
             if self.session.state is State.CLOSED:
                 return
-            # Let writers run between the frames of one large message,
-            # so a burst from one client reaches subscribers gradually.
-            await asyncio.sleep(0)
+            self._frames_this_turn += 1
+            if self._frames_this_turn >= FRAMES_PER_TURN:
+                # Let the loop write out what these frames queued, and serve others.
+                self._frames_this_turn = 0
+                await asyncio.sleep(0)
 
     async def _handle(self, frame: Frame, effects: list[Frame]) -> None:
-        logger.debug("session %s <<< %s %s", self.id, frame.command.value, _loggable(frame))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("session %s <<< %s %s", self.id, frame.command.value, _loggable(frame))
         self._metrics.frames_received[frame.command] += 1
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
@@ -303,6 +348,8 @@ class StompConnection:
             return
         # Publishing is pipelined: the next frames are read while the bus
         # acknowledges, and RECEIPTs (or errors) follow in the frames' order.
+        if self._awaiting is None:
+            self._awaiting = deque()
         self._awaiting.append((frame, receipt, extra, pending, error))
         if self._completer is None:
             self._completer = asyncio.create_task(self._complete())
@@ -316,9 +363,11 @@ class StompConnection:
         their RECEIPTs leave together (a task per frame, each waiting for the
         previous, took a turn and a write per RECEIPT).
         """
+        awaiting = self._awaiting
+        assert awaiting is not None
         try:
-            while self._awaiting:
-                frame, receipt, extra, pending, error = self._awaiting.popleft()
+            while awaiting:
+                frame, receipt, extra, pending, error = awaiting.popleft()
                 for done in pending:
                     try:
                         await done
@@ -443,6 +492,10 @@ class StompConnection:
         tolerance = self.gateway.heart_beat_policy.tolerance
         keep_alive = send_ms or self.framing.idle_heartbeat_ms
         self._monitor = HeartBeatMonitor(keep_alive, receive_ms, tolerance, self._loop.time())
+        if receive_ms and (keepalive := self.websocket.keepalive_task) is not None:
+            # The client's heart-beats now tell when it is gone (STOMP 1.2
+            # §Heart-beating): WebSocket pings would only add work and a task.
+            keepalive.cancel()
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
         self._schedule_heart_beat()
         logger.info(
@@ -682,7 +735,7 @@ class StompConnection:
         """
         self._outbound.append((data, kind))
         self._outbound_bytes += len(data)
-        self._wakeup.set()
+        self._schedule_flush()
         config = self.gateway.config
         if self._outbound_bytes > config.max_outbound_bytes:
             self._slow_consumer(
@@ -708,7 +761,7 @@ class StompConnection:
             why,
             extra=self._fields("slow consumer", why),
         )
-        self._outbound.clear()
+        self._outbound = []
         self._outbound_bytes = 0
         self.session.close()
         reason = f"slow consumer: {why}"
@@ -717,27 +770,53 @@ class StompConnection:
         closing = self.websocket.close(CloseCode.POLICY_VIOLATION, reason)
         self._closer = self._loop.create_task(closing)
 
-    async def _write_loop(self) -> None:
-        websocket = self.websocket
-        while True:
-            await self._wakeup.wait()
-            # One turn of the loop first: under load the reader fans out the
-            # next frames meanwhile, and they leave together (see RawFraming).
-            await asyncio.sleep(0)
-            self._wakeup.clear()
-            while self._outbound:
-                batch = list(self._outbound)
-                self._outbound.clear()
-                self._outbound_bytes = 0
-                for message, text in self.framing.encode(batch):
-                    await self._write(message, text)
-            if self._monitor is not None:
-                self._monitor.sent(self._loop.time())
-            if self._close is not None:
-                for message in self.framing.closing(*self._close):
-                    await websocket.send(message)
-                await websocket.close(*self._close)
+    def _schedule_flush(self) -> None:
+        if not self._flush_due and self._writer is None:
+            self._flush_due = True
+            self.gateway.flusher.add(self)
+
+    def flush(self) -> None:
+        """
+        Write what is queued: at once while the socket keeps up, else from a
+        task waiting for it to drain (back-pressure on the outbound queue);
+        then close the WebSocket if asked to.
+        """
+        self._flush_due = False
+        if self._writer is not None:
+            return  # the writer takes what is queued, or the connection is closed
+        messages = self._take()
+        transport = self.websocket.transport
+        high_water = transport.get_write_buffer_limits()[1]
+        for index, (message, text) in enumerate(messages):
+            if transport.get_write_buffer_size() >= high_water:
+                self._writer = self._loop.create_task(self._write_out(messages[index:]))
                 return
+            # websockets' own synchronous path: no lock, no context, no await.
+            broadcast((self.websocket,), message, text=text)  # a failed write logs a warning
+        if self._close is not None:
+            self._writer = self._loop.create_task(self._write_out([]))
+
+    def _take(self) -> list[tuple[Message, bool]]:
+        """Take the queue, as WebSocket messages; note that the client is sent something."""
+        batch, self._outbound = self._outbound, []
+        self._outbound_bytes = 0
+        if self._monitor is not None and batch:
+            self._monitor.sent(self._loop.time())
+        return self.framing.encode(batch) if batch else []
+
+    async def _write_out(self, messages: list[tuple[Message, bool]]) -> None:
+        """Write ``messages`` and what is queued meanwhile; then close, or leave it to flush()."""
+        while messages:
+            for message, text in messages:
+                await self._write(message, text)
+            messages = self._take()
+        if self._close is None:
+            self._writer = None
+            return
+        websocket = self.websocket
+        for message in self.framing.closing(*self._close):
+            await websocket.send(message)
+        await websocket.close(*self._close)
 
     async def _write(self, message: str | bytes, text: bool) -> None:
         """

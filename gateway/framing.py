@@ -22,6 +22,7 @@ __all__ = [
     "Framing",
     "FramingError",
     "Kind",
+    "Message",
     "Outbound",
     "RawFraming",
     "SockJSFraming",

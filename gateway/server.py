@@ -31,6 +31,7 @@ from .backend_api import BackendApi
 from .chat import ChatService
 from .config import Config
 from .connection import SERVER_NAME, StompConnection
+from .flusher import Flusher
 from .framing import Framing, RawFraming, SockJSFraming
 from .http import HttpApi, connection_class
 from .http_responses import error_response
@@ -158,6 +159,7 @@ class Gateway:
         self.bus: MessageBus = bus or make_bus(config)
         self.store: MessageStore = store or make_store(config)
         self.registry = SubscriptionRegistry()
+        self.flusher = Flusher()
         self.router = Router(
             config.app_prefix, config.broker_prefix, allow_broker_send=config.allow_broker_send
         )
@@ -274,7 +276,11 @@ class Gateway:
     async def _serve(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None
         sockjs = self.http.route(websocket.request.path) is Route.SOCKJS
-        framing: Framing = SockJSFraming(self.config.sockjs_heartbeat) if sockjs else RawFraming()
+        framing: Framing = SockJSFraming(self.config.sockjs_heartbeat) if sockjs else _RAW
+        # The handshake's headers are not read after it: a few KiB per idle connection.
+        websocket.request.headers.clear()
+        if websocket.response is not None:
+            websocket.response.headers.clear()
         connection = StompConnection(websocket, self, framing)
         self.connections.add(connection)
         self.connection_counts.opened(_host(websocket))
@@ -330,6 +336,9 @@ class Gateway:
     async def _closed(self, going: list[Coroutine[Any, Any, None]]) -> None:
         await asyncio.gather(*going)
         await self._idle.wait()
+
+
+_RAW = RawFraming()  # stateless, shared by all raw connections
 
 
 def _host(connection: ServerConnection) -> str:

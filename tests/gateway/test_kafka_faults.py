@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from protocol import Command
 from tests.conftest import (
     REPO_ROOT,
+    UNLIMITED_SENDS_ARGS,
     GatewayProcess,
     GatewaySpawner,
     create_kafka_topic,
@@ -217,6 +218,7 @@ async def test_broker_restart_during_steady_sending(
         kafka_topic,
         "--kafka-send-timeout",
         SEND_TIMEOUT,
+        *UNLIMITED_SENDS_ARGS,  # one sender streams faster than a person
     )
     await create_kafka_topic(broker.bootstrap, kafka_topic)  # see test_kafka_bus: a race
     a, b = await asyncio.gather(spawn_gateway(*args), spawn_gateway(*args))

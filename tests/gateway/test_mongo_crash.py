@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from websockets.exceptions import ConnectionClosed
 
 from protocol import Command
-from tests.conftest import GatewaySpawner
+from tests.conftest import UNLIMITED_SENDS_ARGS, GatewaySpawner
 
 from .stomp_client import Closed, StompTestClient, chat_body
 
@@ -74,7 +74,7 @@ async def test_sigkill_loses_no_acknowledged_message(
     spawn_gateway: GatewaySpawner, kafka_bootstrap: str, kafka_topic: str, mongo_db_uri: str
 ) -> None:
     args = ("--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", kafka_topic)
-    args += ("--mongo-uri", mongo_db_uri)
+    args += ("--mongo-uri", mongo_db_uri, *UNLIMITED_SENDS_ARGS)  # 100 SENDs/s from one client
     first = await spawn_gateway(*args)
     client = await StompTestClient.open(first.port)
     await client.connect("1.2")

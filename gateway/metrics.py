@@ -129,20 +129,12 @@ class Metrics:
             "Connections closed because the client's heart-beats stopped.",
             self.heartbeat_timeouts,
         )
-        errors = CounterMetricFamily(
-            PREFIX + "errors", "ERROR frames and application errors sent.", labels=["reason"]
-        )
-        for reason, count in sorted(self.errors.items()):
-            errors.add_metric([reason], count)
-        yield errors
-        refused = CounterMetricFamily(
-            PREFIX + "handshakes_refused",
+        yield _by_reason("errors", "ERROR frames and application errors sent.", self.errors)
+        yield _by_reason(
+            "handshakes_refused",
             "WebSocket handshakes refused before any STOMP frame.",
-            labels=["reason"],
+            self.handshakes_refused,
         )
-        for reason, count in sorted(self.handshakes_refused.items()):
-            refused.add_metric([reason], count)
-        yield refused
         lag = GaugeMetricFamily(
             PREFIX + "kafka_consumer_lag",
             "Records of a partition the fan-out consumer has not read yet.",
@@ -152,6 +144,13 @@ class Metrics:
             lag.add_metric([str(partition)], records)
         yield lag
         yield _gauge("persister_lag", "Messages on the bus not yet stored.", self.persister_lag())
+
+
+def _by_reason(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(PREFIX + name, documentation, labels=["reason"])
+    for reason, count in sorted(counts.items()):
+        family.add_metric([reason], count)
+    return family
 
 
 def _gauge(name: str, documentation: str, value: int) -> GaugeMetricFamily:

@@ -205,6 +205,15 @@ def test_nginx_routes_the_endpoints_sockjs_info_and_the_api() -> None:
     assert conf.count("proxy_pass http://stomp_gateways;") == 3
 
 
+def test_nginx_limits_connections_per_client_since_the_gateways_see_only_nginx() -> None:
+    conf = nginx_conf()
+    assert "limit_conn_zone $binary_remote_addr zone=per_client:" in conf
+    assert re.search(r"location ~ \^/wss\?[^}]*limit_conn per_client \d+;", conf)
+    for name in GATEWAYS:
+        environment = compose()["services"][name]["environment"]
+        assert int(environment["STOMP_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS"]) >= 100_000
+
+
 # deploy/grafana-dashboard.json.
 
 

@@ -785,14 +785,11 @@ class StompConnection:
         if self._writer is not None:
             return  # the writer takes what is queued, or the connection is closed
         messages = self._take()
-        transport = self.websocket.transport
-        high_water = transport.get_write_buffer_limits()[1]
         for index, (message, text) in enumerate(messages):
-            if transport.get_write_buffer_size() >= high_water:
+            if not self._keeps_up():
                 self._writer = self._loop.create_task(self._write_out(messages[index:]))
                 return
-            # websockets' own synchronous path: no lock, no context, no await.
-            broadcast((self.websocket,), message, text=text)  # a failed write logs a warning
+            self._write_now(message, text)
         if self._close is not None:
             self._writer = self._loop.create_task(self._write_out([]))
 
@@ -823,13 +820,19 @@ class StompConnection:
         Write one WebSocket message: at once while the socket keeps up, else
         waiting for its buffer to drain (back-pressure on the outbound queue).
         """
-        websocket = self.websocket
-        transport = websocket.transport
-        if transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]:
-            # websockets' own synchronous path: no lock, no context, no await.
-            broadcast((websocket,), message, text=text)  # a failed write logs a warning
+        if self._keeps_up():
+            self._write_now(message, text)
         else:
-            await websocket.send(message, text=text)
+            await self.websocket.send(message, text=text)
+
+    def _keeps_up(self) -> bool:
+        """Whether the socket's write buffer is under its high-water mark."""
+        transport = self.websocket.transport
+        return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+
+    def _write_now(self, message: str | bytes, text: bool) -> None:
+        # websockets' own synchronous path: no lock, no context, no await.
+        broadcast((self.websocket,), message, text=text)  # a failed write logs a warning
 
     # Timers.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from persistence import ChatMessage, MessageStore
+from persistence import ChatMessage, ChatRow, MessageStore
 
 __all__ = ["MAX_RECOVERED", "RecentMessages", "Recovery", "recover"]
 
@@ -30,8 +30,9 @@ class RecentMessages:
     """
 
     def __init__(self, capacity: int) -> None:
-        self._messages: deque[tuple[ChatMessage, bytes]] = deque()
-        self._by_id: dict[str, ChatMessage] = {}
+        # (room, offset, row, raw): atoms only, so the garbage collector leaves them alone.
+        self._messages: deque[tuple[int, int, ChatRow, bytes]] = deque()
+        self._by_id: dict[str, ChatRow] = {}
         self.capacity = capacity
 
     def add(self, message: ChatMessage, raw: bytes) -> None:
@@ -39,20 +40,22 @@ class RecentMessages:
         if self.capacity <= 0:
             return
         if len(self._messages) >= self.capacity:
-            oldest, _ = self._messages.popleft()
-            self._by_id.pop(oldest.id, None)
-        self._messages.append((message, raw))
-        self._by_id[message.id] = message
+            _, _, oldest, _ = self._messages.popleft()
+            self._by_id.pop(oldest[0], None)
+        row = message.row()
+        self._messages.append((message.chat_room_id, message.offset or 0, row, raw))
+        self._by_id[message.id] = row
 
     def get(self, message_id: str) -> ChatMessage | None:
-        return self._by_id.get(message_id)
+        row = self._by_id.get(message_id)
+        return None if row is None else ChatMessage.from_row(row)
 
     def after(self, room_id: int, offset: int) -> list[tuple[ChatMessage, bytes]]:
         """Return the room's messages past ``offset``, in bus order."""
         return [
-            (message, raw)
-            for message, raw in self._messages
-            if message.chat_room_id == room_id and (message.offset or 0) > offset
+            (ChatMessage.from_row(row), raw)
+            for room, position, row, raw in self._messages
+            if room == room_id and position > offset
         ]
 
 

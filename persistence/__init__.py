@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
-from .messages import ChatMessage, InvalidMessage, load_object
+from .messages import ChatMessage, ChatRow, InvalidMessage, load_object
 from .presence import InMemoryPresence, PresenceStore
 from .store import MessageStore, StoreError
 
 __all__ = [
     "ChatMessage",
+    "ChatRow",
     "ConnectionLog",
     "InMemoryConnectionLog",
     "InMemoryPresence",

@@ -7,14 +7,15 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 
-from .messages import ChatMessage
+from .messages import ChatMessage, ChatRow
 
 __all__ = ["InMemoryStore"]
 
 
 @dataclasses.dataclass(slots=True)
 class _Room:
-    messages: deque[tuple[int, ChatMessage]]
+    # (position, id, row): atoms only, so the garbage collector leaves them alone.
+    messages: deque[tuple[int, str, ChatRow]]
     positions: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -48,10 +49,10 @@ class InMemoryStore:
             if message.id in room.positions:
                 continue
             if len(room.messages) >= self.per_room:
-                _, dropped = room.messages.popleft()
-                del room.positions[dropped.id]
+                _, dropped, _ = room.messages.popleft()
+                del room.positions[dropped]
             position = next(self._sequence)
-            room.messages.append((position, message))
+            room.messages.append((position, message.id, message.row()))
             room.positions[message.id] = position
 
     async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
@@ -65,14 +66,18 @@ class InMemoryStore:
             older = [item for item in room.messages if item[0] < cursor]
         else:
             # An id this store no longer holds: ObjectIds sort by creation time.
-            older = [item for item in room.messages if item[1].id < before]
-        return [message for _, message in older[-limit:]] if limit else []
+            older = [item for item in room.messages if item[1] < before]
+        return [ChatMessage.from_row(row) for _, _, row in older[-limit:]] if limit else []
 
     async def get(self, message_id: str) -> ChatMessage | None:
         for room in self._rooms.values():
             if message_id in room.positions:
                 cursor = room.positions[message_id]
-                return next(message for position, message in room.messages if position == cursor)
+                return next(
+                    ChatMessage.from_row(row)
+                    for position, _, row in room.messages
+                    if position == cursor
+                )
         return None
 
     async def after(self, room_id: int, after: str, limit: int) -> list[ChatMessage] | None:
@@ -80,11 +85,16 @@ class InMemoryStore:
         if room is None or after not in room.positions:
             return None
         cursor = room.positions[after]
-        return [message for position, message in room.messages if position > cursor][:limit]
+        rows = [row for position, _, row in room.messages if position > cursor][:limit]
+        return [ChatMessage.from_row(row) for row in rows]
 
     async def last_messages(self, room_ids: Sequence[int]) -> list[ChatMessage]:
         rooms = (self._rooms.get(room_id) for room_id in room_ids)
-        return [room.messages[-1][1] for room in rooms if room is not None and room.messages]
+        return [
+            ChatMessage.from_row(room.messages[-1][2])
+            for room in rooms
+            if room is not None and room.messages
+        ]
 
     async def check(self) -> str | None:
         return None

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from persistence import ChatMessage, InMemoryStore, MessageStore
+from tests.tracking import tracked_objects
 
 _ids = itertools.count(0x6727A1F0 << 64)
 
@@ -142,3 +143,13 @@ async def test_matches_a_model(saves: list[tuple[int, int]], per_room: int, limi
         assert await store.history(room, before=None, limit=limit) == (
             expected[-limit:] if limit else []
         )
+
+
+async def test_kept_messages_add_no_work_for_the_garbage_collector() -> None:
+    # A store holding many messages must not lengthen every full collection.
+    store = InMemoryStore(per_room=10_000)
+    await store.save([message(room=1)])
+    before = tracked_objects()
+    await store.save([message(room=1) for _ in range(5000)])
+    assert tracked_objects() - before < 100
+    assert len(await store.history(1, before=None, limit=10_000)) == 5001

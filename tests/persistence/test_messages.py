@@ -152,3 +152,9 @@ def test_round_trip_property(message: ChatMessage) -> None:
     data = message.to_json()
     assert ChatMessage.from_json(data) == message
     assert json.loads(data) == message.to_dict()
+    assert ChatMessage.from_row(message.row()) == message
+
+
+def test_row_keeps_the_bus_position() -> None:
+    placed = ChatMessage.from_json(SAMPLE.to_json(), partition=2, offset=17)
+    assert ChatMessage.from_row(placed.row()) == placed

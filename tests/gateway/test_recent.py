@@ -1,0 +1,47 @@
+"""Unit tests for :class:`gateway.recovery.RecentMessages`."""
+
+from __future__ import annotations
+
+from gateway.recovery import RecentMessages
+from persistence import ChatMessage
+from tests.tracking import tracked_objects
+
+
+def placed(offset: int, room: int = 1) -> ChatMessage:
+    return ChatMessage(
+        id=f"{offset:024x}",
+        chat_room_id=room,
+        member_id=1,
+        nickname="n",
+        message=f"m{offset}",
+        create_at="2024-01-01T00:00:00",
+        partition=0,
+        offset=offset,
+    )
+
+
+def test_after_gives_the_room_past_an_offset_in_order() -> None:
+    recent = RecentMessages(10)
+    for offset in range(6):
+        message = placed(offset, room=1 + offset % 2)
+        recent.add(message, message.to_json())
+    assert [m.offset for m, _ in recent.after(1, 0)] == [2, 4]
+    assert all(raw == m.to_json() for m, raw in recent.after(2, -1))
+    assert recent.get(placed(3).id) == placed(3, room=2)
+
+
+def test_the_oldest_go_first() -> None:
+    recent = RecentMessages(3)
+    for offset in range(5):
+        recent.add(placed(offset), b"{}")
+    assert recent.get(placed(1).id) is None
+    assert [m.offset for m, _ in recent.after(1, -1)] == [2, 3, 4]
+
+
+def test_kept_messages_add_no_work_for_the_garbage_collector() -> None:
+    recent = RecentMessages(10_000)
+    before = tracked_objects()
+    for offset in range(5000):
+        message = placed(offset)
+        recent.add(message, message.to_json())
+    assert tracked_objects() - before < 100

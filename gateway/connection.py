@@ -496,6 +496,8 @@ class StompConnection:
             # The client's heart-beats now tell when it is gone (STOMP 1.2
             # §Heart-beating): WebSocket pings would only add work and a task.
             keepalive.cancel()
+            # Dropped too: a cancelled task keeps its exception, traceback and frames.
+            self.websocket.keepalive_task = None
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
         self._schedule_heart_beat()
         logger.info(

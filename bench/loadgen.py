@@ -266,6 +266,8 @@ class Worker:
         self.subscribers: list[Client] = []
         self.publishers: list[Client] = []
         self.histogram: collections.Counter[int] = collections.Counter()
+        self.beating: list[Client] = []  # connected clients that promised heart-beats
+        self.beater: asyncio.Task[None] | None = None
 
     async def open(self, port: int, subscribe_to: int | None) -> Client:
         loop = asyncio.get_running_loop()
@@ -281,6 +283,7 @@ class Worker:
         await asyncio.wait_for(client.handshake, 30)
         if self.dialect.stomp:
             await client.request(self.dialect.connect(spec.get("heartbeat_ms", 0)), b"CONNECTED")
+            self.beating.append(client)
             if subscribe_to is not None:
                 frame = self.dialect.subscribe(subscribe_to, "s")
                 await client.request(frame, b"receipt-id:s")
@@ -296,6 +299,11 @@ class Worker:
         async def one(room: int) -> Client:
             async with semaphore:
                 return await self.open(port, room)
+
+        # Beats start with the first CONNECTED: opening 10,000 connections on a
+        # busy machine may take longer than a server waits for a silent client.
+        if spec.get("heartbeat_ms") and self.dialect.stomp:
+            self.beater = asyncio.create_task(self.beat(spec["heartbeat_ms"] / 1000))
 
         self.subscribers = list(await asyncio.gather(*(one(room) for room in rooms)))
         publish = spec.get("publish")
@@ -408,18 +416,15 @@ class Worker:
             await asyncio.sleep(0.02)
 
     async def hold(self, seconds: float) -> None:
-        """Keep the connections idle, each sending its heart-beat on time."""
-        interval = self.spec.get("heartbeat_ms", 0) / 1000
-        clients = self.subscribers
-        end = time.monotonic() + seconds
-        if not interval or not self.dialect.stomp:
-            await asyncio.sleep(seconds)
-            return
-        # Spread the heart-beats over the interval in 100 slices.
+        """Keep the connections idle (each sends its heart-beat on time, see :meth:`beat`)."""
+        await asyncio.sleep(seconds)
+
+    async def beat(self, interval: float) -> None:
+        """Send each connected client's heart-beat every ``interval`` seconds, spread out."""
         slices = 100
         index = 0
-        while time.monotonic() < end:
-            for client in clients[index::slices]:
+        while True:
+            for client in self.beating[index::slices]:
                 client.send(b"\n")  # STOMP 1.2 §Heart-beating: an EOL
             index = (index + 1) % slices
             await asyncio.sleep(interval / slices)

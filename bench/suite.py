@@ -367,7 +367,7 @@ def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @contextlib.asynccontextmanager
 async def profiled(srv: Server, scenario: Scenario, out: Path | None) -> AsyncIterator[None]:
     """Sample each gateway with py-spy while the scenario runs; print the top functions."""
-    if out is None or srv.target != "gateway" or scenario.hold_s:
+    if out is None or srv.target != "gateway":
         yield
         return
     out.mkdir(parents=True, exist_ok=True)

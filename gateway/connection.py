@@ -46,11 +46,13 @@ from protocol import (
 from .auth import CREDENTIAL_HEADERS, AuthenticationError
 from .chat import ApplicationError, new_object_id
 from .framing import Framing, FramingError, Kind, Message, Outbound
+from .http import GatewayConnection
 from .identity import Member
 from .limits import TokenBucket
 from .recovery import Recovery, recover
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
+from .wire import at_rest, client_beat, write_server_beat
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -195,6 +197,8 @@ class StompConnection:
         for timer in (self._timer, self._drain_timer):
             if timer is not None:
                 timer.cancel()
+        self.gateway.heart_beats.cancel(self)
+        self._take_beats(None)
         self.session.close()
         self._release()
         self.flush()  # starts the writer that closes the WebSocket, unless it runs already
@@ -499,7 +503,10 @@ class StompConnection:
             # Dropped too: a cancelled task keeps its exception, traceback and frames.
             self.websocket.keepalive_task = None
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
-        self._schedule_heart_beat()
+        if (deadline := self._monitor.next_check()) is not None:
+            self.gateway.heart_beats.schedule(self, deadline)
+        if receive_ms and self.framing.bare_beats:
+            self._take_beats(self._beat_received)
         logger.info(
             "session %s connected remote=%s version=%s heart-beat=%d,%d",
             self.id,
@@ -842,16 +849,15 @@ class StompConnection:
         if self.session.state is State.CONNECTING:
             self.fail(InvalidFrame("connect timeout", details="no CONNECT frame in time"))
 
-    def _schedule_heart_beat(self) -> None:
-        assert self._monitor is not None
-        deadline = self._monitor.next_check()
-        if deadline is not None and self._close is None:
-            self._timer = self._loop.call_at(deadline, self._on_heart_beat_timer)
-
-    def _on_heart_beat_timer(self) -> None:
-        assert self._monitor is not None
-        now = self._loop.time()
-        if self._monitor.timed_out(now):
+    def heart_beat(self, now: float, horizon: float) -> float | None:
+        """
+        Close if the client fell silent, send the beat due before ``horizon``;
+        return when to look again (see :class:`gateway.heartbeats.HeartBeatWheel`).
+        """
+        monitor = self._monitor
+        if monitor is None or self._close is not None:
+            return None
+        if monitor.timed_out(now):
             self._metrics.heartbeat_timeouts += 1
             logger.info(
                 "session %s heart-beat timeout remote=%s",
@@ -861,15 +867,46 @@ class StompConnection:
             )
             self.session.close()
             self.close(CloseCode.POLICY_VIOLATION, "heart-beat timeout")
-            return
-        if self._monitor.send_due(now):
-            if self.session.heart_beat[0]:
-                # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
-                self._enqueue(b"\n", Kind.TEXT)
-            else:
-                self._enqueue(b"", Kind.HEARTBEAT)  # the transport's own, e.g. SockJS "h"
-            self._monitor.sent(now)
-        self._schedule_heart_beat()
+            return None
+        if monitor.send_due(horizon):
+            self._send_heart_beat()
+            monitor.sent(now)
+        return monitor.next_check()
+
+    def _send_heart_beat(self) -> None:
+        if not self.session.heart_beat[0]:
+            self._enqueue(b"", Kind.HEARTBEAT)  # the transport's own, e.g. SockJS "h"
+        elif not (
+            self.framing.bare_beats
+            and self._writer is None
+            and not self._outbound
+            and self._keeps_up()
+            and write_server_beat(self.websocket)
+        ):
+            # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
+            self._enqueue(b"\n", Kind.TEXT)
+
+    def _take_beats(self, taker: Callable[[bytes], bool] | None) -> None:
+        """Let ``taker`` see each read of the socket first (None: no more)."""
+        if isinstance(self.websocket, GatewayConnection):
+            self.websocket.beats = taker
+
+    def _beat_received(self, data: bytes) -> bool:
+        """
+        Take ``data``, what one read brought, if it is a client heart-beat
+        that nothing else would notice (see :mod:`gateway.wire`); else leave
+        it to the read loop.
+        """
+        if (
+            client_beat(data)
+            and self._monitor is not None
+            and self.session.state is State.CONNECTED
+            and not self.session.parser.buffered  # STOMP 1.2: EOLs between frames only
+            and at_rest(self.websocket)
+        ):
+            self._monitor.received(self._loop.time())
+            return True
+        return False
 
 
 # An effect: it runs, then returns what is still to complete (a bus

@@ -54,6 +54,9 @@ class Framing(Protocol):
     """Turns WebSocket messages into STOMP bytes and back."""
 
     idle_heartbeat_ms: int  # keep-alive interval when STOMP negotiated none (0: none)
+    # Whether a STOMP heart-beat travels alone as a bare WebSocket message (an
+    # EOL), so that it may be written and recognized on the wire (gateway.wire).
+    bare_beats: bool
 
     def opening(self) -> list[Message]:
         """Messages sent as soon as the WebSocket is open."""
@@ -81,6 +84,7 @@ class RawFraming:
     """
 
     idle_heartbeat_ms = 0
+    bare_beats = True
 
     def opening(self) -> list[Message]:
         return []
@@ -124,6 +128,8 @@ class SockJSFraming:
         heartbeat_ms: Interval of ``h`` frames when STOMP negotiated no heart-beats.
 
     """
+
+    bare_beats = False  # inside a["\n"]
 
     def __init__(self, heartbeat_ms: int = SOCKJS_HEARTBEAT_MS) -> None:
         self.idle_heartbeat_ms = heartbeat_ms

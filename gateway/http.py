@@ -70,6 +70,9 @@ class GatewayConnection(ServerConnection):
     method = "GET"  # the request's own method, whatever websockets is shown
     body = b""
     body_error: BodyError | None = None
+    # Set by the STOMP connection once heart-beats are negotiated: takes what
+    # one read brought when it is only a client heart-beat (gateway.wire).
+    beats: Callable[[bytes], bool] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,7 +80,7 @@ class GatewayConnection(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._held is None:
-            if self._passing:
+            if self._passing and not (self.beats is not None and self.beats(data)):
                 super().data_received(data)
             return
         self._held += data

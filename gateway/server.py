@@ -33,6 +33,7 @@ from .config import Config
 from .connection import SERVER_NAME, StompConnection
 from .flusher import Flusher
 from .framing import Framing, RawFraming, SockJSFraming
+from .heartbeats import HeartBeatWheel, tick_for
 from .http import HttpApi, connection_class
 from .http_responses import error_response
 from .limits import ConnectionCounts
@@ -160,6 +161,9 @@ class Gateway:
         self.store: MessageStore = store or make_store(config)
         self.registry = SubscriptionRegistry()
         self.flusher = Flusher()
+        self.heart_beats = HeartBeatWheel(
+            tick_for(config.heartbeat_floor, config.heartbeat_interval, config.sockjs_heartbeat)
+        )
         self.router = Router(
             config.app_prefix, config.broker_prefix, allow_broker_send=config.allow_broker_send
         )

@@ -23,6 +23,7 @@ from gateway import Gateway
 from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 from tests.gateway import node as nodejs
 from tests.gateway.node import OBJECT_ID, Event, NodeClient, Spawn, chat_message, wait_registry
+from tests.gateway.test_wire import spy_on_beats
 
 HELLO = "안녕하세요 👋🏽"
 
@@ -250,9 +251,12 @@ async def test_idle_connection_with_heart_beats_stays_open(
     await connect(node, gateway, "idle", **beats)
     await connect(node, gateway, "later", **beats)
     subscription = await node.subscribe("idle", "/sub/chat/4")
+    taken = [spy_on_beats(connection) for connection in gateway.connections]
 
     await asyncio.sleep(5.0)
     assert node.of("close") == []
+    # stompjs's beats (a text message "\n" each) were taken at the socket (gateway/wire.py).
+    assert all(answers.count(True) >= 3 for answers in taken), taken
     # The server beat about once a second; stompjs would have closed after 2 s without.
     assert len(node.of("heartbeat", "idle")) >= 3
     assert len(gateway.registry) == 1

@@ -1,0 +1,110 @@
+"""
+One timer for every session's heart-beats (STOMP 1.2 §Heart-beating).
+
+A timer per connection, re-armed after every beat, cost a timer handle and a
+heap operation per beat: with 10,000 idle clients on 10 s beats, a fifth of an
+idle gateway's CPU. Here sessions wait in slots of :attr:`HeartBeatWheel.tick`
+seconds and one timer serves the earliest slot. A session is filed in the slot
+its next deadline falls in, so it is looked at up to one tick before it: a
+beat due within the tick is sent then (early, never late, keeps the promise
+to send "at least every" interval), and a silence deadline not yet reached
+is looked at again on the next tick (a timeout noticed up to one tick late,
+within the tolerance anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Protocol
+
+__all__ = ["Beating", "HeartBeatWheel", "tick_for"]
+
+logger = logging.getLogger(__name__)
+
+MAX_TICK = 1.0  # seconds
+TICKS_PER_INTERVAL = 10  # slots within the shortest interval
+
+
+def tick_for(*intervals_ms: int) -> float:
+    """The tick for the given intervals (0: none): a tenth of the shortest, at most 1 s."""
+    shortest = min((ms for ms in intervals_ms if ms > 0), default=0)
+    return min(MAX_TICK, shortest / 1000 / TICKS_PER_INTERVAL) if shortest else MAX_TICK
+
+
+class Beating(Protocol):
+    """A session with heart-beats to send or check."""
+
+    def heart_beat(self, now: float, horizon: float) -> float | None:
+        """
+        Send the beat due before ``horizon``, or close if the peer fell
+        silent; return when to look again (None: never).
+        """
+
+
+class HeartBeatWheel:
+    """
+    Calls :meth:`Beating.heart_beat` of each session when its deadline comes.
+
+    Args:
+        tick: Width of a slot, in seconds.
+
+    """
+
+    def __init__(self, tick: float) -> None:
+        self.tick = tick
+        self._slots: dict[int, dict[Beating, None]] = {}
+        self._slot_of: dict[Beating, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_slot: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def schedule(self, session: Beating, when: float) -> None:
+        """Look at ``session`` around ``when`` (loop time), never in the current slot."""
+        self.cancel(session)
+        loop = asyncio.get_running_loop()
+        slot = max(math.floor(when / self.tick), math.floor(loop.time() / self.tick) + 1)
+        self._slots.setdefault(slot, {})[session] = None
+        self._slot_of[session] = slot
+        if self._armed_slot is None or slot < self._armed_slot:
+            self._arm(loop, slot)
+
+    def cancel(self, session: Beating) -> None:
+        """Forget ``session`` (it closed)."""
+        slot = self._slot_of.pop(session, None)
+        if slot is not None:
+            sessions = self._slots[slot]
+            del sessions[session]
+            if not sessions:
+                del self._slots[slot]
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_slot = slot
+        self._timer = loop.call_at(slot * self.tick, self._run)
+
+    def _run(self) -> None:
+        fired = self._armed_slot
+        assert fired is not None
+        self._timer = self._armed_slot = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        # The loop's clock may read a hair before the slot's start (millisecond timers).
+        current = max(math.floor(now / self.tick), fired)
+        for slot in sorted(slot for slot in self._slots if slot <= current):
+            sessions = self._slots.pop(slot)
+            for session in sessions:
+                del self._slot_of[session]
+                try:
+                    when = session.heart_beat(now, now + self.tick)
+                except Exception:  # one broken session must not stop the others' beats
+                    logger.exception("heart-beat of %r failed", session)
+                    continue
+                if when is not None:
+                    self.schedule(session, when)
+        if self._slots and self._armed_slot is None:
+            self._arm(loop, min(self._slots))

@@ -173,7 +173,7 @@ async def server(target: str, options: argparse.Namespace, log_dir: Path) -> Asy
             process.terminate()
             await asyncio.to_thread(process.wait)
     else:
-        with rabbitmq(prefix) as node:
+        with rabbitmq(prefix, log_dir) as node:
             yield Server(target, node.web_stomp_port, "/ws", node.pid)
 
 

@@ -113,6 +113,7 @@ class Client(asyncio.Protocol):
         self.received = 0
         self.last_ns = 0
         self.errors = 0
+        self.beats = 0  # heart-beats from the server
         self.seen: set[int] = set()
         self.histogram: collections.Counter[int] | None = None
         # A publisher's SENDs, the RECEIPTs that came back, and what waits for them.
@@ -200,6 +201,9 @@ class Client(asyncio.Protocol):
             self.on_message(payload)
 
     def on_message(self, payload: bytes) -> None:
+        if payload in (b"\n", b"\r\n"):  # STOMP 1.2 §Heart-beating
+            self.beats += 1
+            return
         marks = payload.count(MARKER)
         if marks:
             self.received += marks
@@ -266,8 +270,7 @@ class Worker:
         self.subscribers: list[Client] = []
         self.publishers: list[Client] = []
         self.histogram: collections.Counter[int] = collections.Counter()
-        self.beating: list[Client] = []  # connected clients that promised heart-beats
-        self.beater: asyncio.Task[None] | None = None
+        self.beating: list[Client] = []  # STOMP clients CONNECTED, in order
 
     async def open(self, port: int, subscribe_to: int | None) -> Client:
         loop = asyncio.get_running_loop()
@@ -290,6 +293,7 @@ class Worker:
         return client
 
     async def setup(self) -> None:
+        """Open the connections; those CONNECTED send their heart-beats meanwhile."""
         spec = self.spec
         rooms: list[int] = spec["rooms"]
         semaphore = asyncio.Semaphore(100)  # connections being opened at once
@@ -300,11 +304,6 @@ class Worker:
             async with semaphore:
                 return await self.open(port, room)
 
-        # Beats start with the first CONNECTED: opening 10,000 connections on a
-        # busy machine may take longer than a server waits for a silent client.
-        if spec.get("heartbeat_ms") and self.dialect.stomp:
-            self.beater = asyncio.create_task(self.beat(spec["heartbeat_ms"] / 1000))
-
         self.subscribers = list(await asyncio.gather(*(one(room) for room in rooms)))
         publish = spec.get("publish")
         if publish:
@@ -313,8 +312,9 @@ class Worker:
 
     async def run(self, go_ns: int) -> dict[str, Any]:
         cpu0, wall0 = time.process_time(), time.monotonic()
+        beats = sum(c.beats for c in self.subscribers)
         if self.spec.get("hold_s"):
-            await self.hold(self.spec["hold_s"])
+            await asyncio.sleep(self.spec["hold_s"])  # idle, but for the heart-beats
             sent = send_first = send_last = 0
         else:
             publishing = asyncio.create_task(self.publish()) if self.publishers else None
@@ -332,6 +332,7 @@ class Worker:
             "unique": sum(len(c.seen) for c in self.subscribers),
             "errors": sum(c.errors for c in [*self.subscribers, *self.publishers]),
             "closed": sum(c.closed for c in [*self.subscribers, *self.publishers]),
+            "server_beats": sum(c.beats for c in self.subscribers) - beats,
             "first_ns": go_ns,
             "last_ns": max((c.last_ns for c in self.subscribers), default=0),
             "sent": sent,
@@ -415,23 +416,29 @@ class Worker:
                 return
             await asyncio.sleep(0.02)
 
-    async def hold(self, seconds: float) -> None:
-        """Keep the connections idle (each sends its heart-beat on time, see :meth:`beat`)."""
-        await asyncio.sleep(seconds)
-
-    async def beat(self, interval: float) -> None:
-        """Send each connected client's heart-beat every ``interval`` seconds, spread out."""
+    async def heartbeats(self) -> None:
+        """
+        Every CONNECTED client sends its heart-beat on time, from the CONNECTED
+        frame on (STOMP 1.2 §Heart-beating: an EOL), not only once all are set
+        up: opening 10,000 connections takes longer than a server waits for
+        the first beats. Spread over the interval in 100 slices; a client
+        appended to ``beating`` is in the next round of its slice.
+        """
+        interval = self.spec.get("heartbeat_ms", 0) / 1000
+        if not interval or not self.dialect.stomp:
+            return
         slices = 100
         index = 0
         while True:
             for client in self.beating[index::slices]:
-                client.send(b"\n")  # STOMP 1.2 §Heart-beating: an EOL
+                client.send(b"\n")
             index = (index + 1) % slices
             await asyncio.sleep(interval / slices)
 
 
 async def serve(spec: dict[str, Any]) -> None:
     worker = Worker(spec)
+    beating = asyncio.create_task(worker.heartbeats())
     await worker.setup()
     emit({"ready": len(worker.subscribers) + len(worker.publishers)})
     line = await asyncio.to_thread(sys.stdin.readline)
@@ -447,6 +454,7 @@ async def serve(spec: dict[str, Any]) -> None:
             flush=True,
         )
     emit(result)
+    beating.cancel()
     for client in [*worker.subscribers, *worker.publishers]:
         if client.transport is not None:
             client.transport.abort()

@@ -48,8 +48,11 @@ def installed() -> bool:
 
 
 @contextlib.contextmanager
-def rabbitmq(prefix: Sequence[str] = ()) -> Iterator[RabbitMQ]:
-    """Start a private node under ``prefix`` (e.g. ``taskset -c 0``); stop it at the end."""
+def rabbitmq(prefix: Sequence[str] = (), log_dir: Path | None = None) -> Iterator[RabbitMQ]:
+    """
+    Start a private node under ``prefix`` (e.g. ``taskset -c 0``); stop it at
+    the end, then copy its logs into ``log_dir`` if given.
+    """
     if not installed():
         raise SystemExit("RabbitMQ is not installed: apt-get install -y rabbitmq-server")
     with tempfile.TemporaryDirectory(prefix="bench-rabbitmq-") as tmp:
@@ -60,6 +63,11 @@ def rabbitmq(prefix: Sequence[str] = ()) -> Iterator[RabbitMQ]:
             f"web_stomp.tcp.port = {web_stomp}\n"
             f"stomp.listeners.tcp.1 = 127.0.0.1:{free_port()}\n"
             "loopback_users.guest = true\n"
+            # Cowboy closes a WebSocket that has received nothing for 60 s
+            # (cowboy_websocket idle_timeout): subscribers without heart-beats
+            # (fanout) were cut off mid-burst. STOMP heart-beats are the
+            # liveness check here, as in the gateway: one hour is "never".
+            "web_stomp.ws_opts.idle_timeout = 3600000\n"
         )
         env = (
             os.environ
@@ -98,6 +106,8 @@ def rabbitmq(prefix: Sequence[str] = ()) -> Iterator[RabbitMQ]:
             epmd_bin = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
             subprocess.run([epmd_bin, "-kill"], env=env, capture_output=True, check=False)
             log.close()
+            if log_dir is not None:
+                shutil.copytree(base / "log", log_dir / "rabbitmq", dirs_exist_ok=True)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], base: Path, port: int) -> int:

@@ -173,7 +173,7 @@ async def server(target: str, options: argparse.Namespace, log_dir: Path) -> Asy
             process.terminate()
             await asyncio.to_thread(process.wait)
     else:
-        with rabbitmq(prefix) as node:
+        with rabbitmq(prefix, log_dir) as node:
             yield Server(target, node.web_stomp_port, "/ws", node.pid)
 
 
@@ -235,6 +235,11 @@ class Workers:
             await process.wait()
 
 
+def settle_s(scenario: Scenario) -> float:
+    """How long receivers wait for a next delivery before they give up."""
+    return 2.0 if scenario.messages < 1000 else 5.0
+
+
 def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str, Any]]:
     publish = None
     if scenario.messages:
@@ -248,7 +253,6 @@ def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str
             "window": scenario.window,
         }
     rooms_of_subscribers = [1 + n % scenario.rooms for n in range(scenario.subscribers)]
-    settle = 2.0 if scenario.messages < 1000 else 5.0
     return [
         {
             "target": srv.target,
@@ -261,7 +265,7 @@ def worker_specs(scenario: Scenario, srv: Server, workers: int) -> list[dict[str
             "latency": scenario.latency,
             "hold_s": scenario.hold_s,
             "heartbeat_ms": scenario.heartbeat_ms,
-            "settle_s": settle,
+            "settle_s": settle_s(scenario),
         }
         for index in range(workers)
     ]
@@ -331,7 +335,19 @@ async def measure(
         last = max(r["receipt_last_ns"] for r in results)
         record["receipts"] = receipts
         record["receipts_per_s"] = round(receipts / ((last - go_ns) / 1e9), 1) if last else None
+    if scenario.messages and not scenario.rate and record["lost"]:
+        # The rate is the one until the stall, not the scenario's: say so.
+        record["stalled_after"] = deliveries
+        record["note"] = (
+            f"no delivery for {settle_s(scenario)} s with {record['lost']} missing: "
+            "deliveries_per_s is the rate until then"
+        )
     if scenario.hold_s:
+        beats = sum(r["server_beats"] for r in results)
+        # Per connection, between the server's heart-beats (the negotiated interval or less).
+        record["server_beat_interval_s"] = (
+            round(scenario.hold_s * connections / beats, 2) if beats else None
+        )
         record["rss_kib_per_conn"] = round((rss_after - rss_before) / connections, 2)
         record["rss_kib"] = rss_after
         record["idle_cpu_pct"] = record.pop("server_cpu_pct")
@@ -357,6 +373,8 @@ def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for field in fields:
                 if record.get(field) is not None and base.get(field):
                     line[field] = round(record[field] / base[field], 3)
+            if stalled := [r["target"] for r in (record, base) if "stalled_after" in r]:
+                line["note"] = f"{' and '.join(stalled)} stalled: rates until the stall compared"
             lines.append(line)
     return lines
 

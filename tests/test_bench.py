@@ -66,3 +66,19 @@ def test_quick_kafka_run_goes_from_one_instance_to_the_other_and_to_mongodb(
         assert record["lost"] == record["unstored"] == 0
         assert record["lat_ms_p99"] is not None
         assert isinstance(record["persister_lag_max"], int)
+
+
+def test_a_ratio_says_when_a_target_stalled_before_all_deliveries() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import suite
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    gateway = {"scenario": "fanout", "target": "gateway", "deliveries_per_s": 100.0}
+    stalled = {"scenario": "fanout", "target": "rabbitmq", "deliveries_per_s": 10.0}
+    stalled["stalled_after"] = 7
+    floor = {"scenario": "fanout", "target": "floor", "deliveries_per_s": 50.0}
+    lines = {line["ratio"]: line for line in suite.ratios([gateway, stalled, floor])}
+    assert lines["gateway/rabbitmq"]["deliveries_per_s"] == 10.0
+    assert "rabbitmq stalled" in lines["gateway/rabbitmq"]["note"]
+    assert "note" not in lines["gateway/floor"]

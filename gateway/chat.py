@@ -104,10 +104,15 @@ class ChatService:
         Queue ``message`` on the bus, in order; see :meth:`MessageBus.publish`.
 
         Raises:
+            ApplicationError: ``message`` cannot be encoded (a lone surrogate).
             PublishError: The bus did not take it.
 
         """
-        acknowledged = await self.bus.publish(str(message.chat_room_id), message.to_json())
+        try:
+            value = message.to_json()
+        except InvalidMessage as exc:
+            raise ApplicationError(f"message {exc}") from None
+        acknowledged = await self.bus.publish(str(message.chat_room_id), value)
         if acknowledged is None:
             self.metrics.messages_published += 1
             return None

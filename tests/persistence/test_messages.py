@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -152,3 +153,21 @@ def test_round_trip_property(message: ChatMessage) -> None:
     data = message.to_json()
     assert ChatMessage.from_json(data) == message
     assert json.loads(data) == message.to_dict()
+    # orjson writes exactly what the standard library wrote before it.
+    assert data == json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_to_json_refuses_a_lone_surrogate() -> None:
+    with pytest.raises(InvalidMessage, match="cannot be encoded"):
+        dataclasses.replace(SAMPLE, message="\ud800").to_json()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf" + SAMPLE.to_json(),  # a byte order mark (RFC 8259 section 8.1: MAY ignore)
+        SAMPLE.to_json().replace(b'"fileId":null', b'"fileId":null,"x":NaN'),
+    ],
+)
+def test_from_json_reads_what_the_standard_library_reads(data: bytes) -> None:
+    assert ChatMessage.from_json(data) == SAMPLE

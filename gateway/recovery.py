@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from persistence import ChatMessage, MessageStore
+from kafka_bridge import Delivery
+from persistence import ChatMessage, InvalidMessage, MessageStore
 
 __all__ = ["MAX_RECOVERED", "RecentMessages", "Recovery", "recover"]
 
@@ -24,36 +25,49 @@ class RecentMessages:
     """
     The newest messages the fan-out delivered, across rooms, in bus order.
 
+    Each is kept as its bus record, parsed only when a recovery asks for it:
+    the fan-out reads no more of a message than its id and room.
+
     Args:
         capacity: How many messages are kept; the oldest go first.
 
     """
 
     def __init__(self, capacity: int) -> None:
-        self._messages: deque[tuple[ChatMessage, bytes]] = deque()
-        self._by_id: dict[str, ChatMessage] = {}
+        self._records: deque[tuple[str, int, Delivery]] = deque()  # id, room, record
+        self._by_id: dict[str, Delivery] = {}
         self.capacity = capacity
 
-    def add(self, message: ChatMessage, raw: bytes) -> None:
-        """Remember ``message`` (with its bus position) and its JSON as delivered."""
+    def add(self, message_id: str, room_id: int, record: Delivery) -> None:
+        """Remember the message ``message_id`` of ``room_id``, read from the bus as ``record``."""
         if self.capacity <= 0:
             return
-        if len(self._messages) >= self.capacity:
-            oldest, _ = self._messages.popleft()
-            self._by_id.pop(oldest.id, None)
-        self._messages.append((message, raw))
-        self._by_id[message.id] = message
+        if len(self._records) >= self.capacity:
+            oldest, _, _ = self._records.popleft()
+            self._by_id.pop(oldest, None)
+        self._records.append((message_id, room_id, record))
+        self._by_id[message_id] = record
 
     def get(self, message_id: str) -> ChatMessage | None:
-        return self._by_id.get(message_id)
+        record = self._by_id.get(message_id)
+        return None if record is None else _parsed(record)
 
     def after(self, room_id: int, offset: int) -> list[tuple[ChatMessage, bytes]]:
-        """Return the room's messages past ``offset``, in bus order."""
-        return [
-            (message, raw)
-            for message, raw in self._messages
-            if message.chat_room_id == room_id and (message.offset or 0) > offset
-        ]
+        """Return the room's messages past ``offset``, with their JSON, in bus order."""
+        found = []
+        for _, room, record in self._records:
+            if room == room_id and record.offset > offset:
+                message = _parsed(record)
+                if message is not None:
+                    found.append((message, record.value))
+        return found
+
+
+def _parsed(record: Delivery) -> ChatMessage | None:
+    try:
+        return ChatMessage.from_json(record.value, partition=record.partition, offset=record.offset)
+    except InvalidMessage:
+        return None  # in the fan-out's shape, yet not a message: nothing to recover
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -97,9 +97,8 @@ class Persister:
         delay = 0.2
         while True:
             try:
-                # One insert per chunk, all at once: each is encoded in a loop
-                # turn of its own, and their round trips overlap.
-                await asyncio.gather(*map(self.store.save, chunks))
+                for chunk in chunks:  # each encoded in a loop turn of its own
+                    await self.store.save(chunk)
                 return
             except StoreError as exc:
                 if self._closing:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from kafka_bridge import Delivery, MessageBus
-from persistence import ChatMessage, InvalidMessage, load_object
+from persistence import ChatMessage, InvalidMessage, id_and_room, load_object
 from protocol import MessageTemplate
 
 from .identity import Member
@@ -104,10 +104,15 @@ class ChatService:
         Queue ``message`` on the bus, in order; see :meth:`MessageBus.publish`.
 
         Raises:
+            ApplicationError: ``message`` cannot be encoded (a lone surrogate).
             PublishError: The bus did not take it.
 
         """
-        acknowledged = await self.bus.publish(str(message.chat_room_id), message.to_json())
+        try:
+            value = message.to_json()
+        except InvalidMessage as exc:
+            raise ApplicationError(f"message {exc}") from None
+        acknowledged = await self.bus.publish(str(message.chat_room_id), value)
         if acknowledged is None:
             self.metrics.messages_published += 1
             return None
@@ -157,25 +162,18 @@ class ChatService:
 
     def fan_out(self, delivery: Delivery) -> None:
         """Deliver a bus record to the local subscribers of its room."""
-        try:
-            message = ChatMessage.from_json(
-                delivery.value, partition=delivery.partition, offset=delivery.offset
-            )
-        except InvalidMessage as exc:
-            logger.warning(
-                "skipping record %d:%d (key %r): %s",
-                delivery.partition,
-                delivery.offset,
-                delivery.key,
-                exc,
-            )
+        head = id_and_room(delivery.value) or self._parse_head(delivery)
+        if head is None:
             return
-        self.recent.add(message, delivery.value)
-        destination = self.router.room_destination(message.chat_room_id)
+        message_id, room_id = head
+        self.recent.add(message_id, room_id, delivery)
+        destination = self.router.room_destination(room_id)
         subscriptions = self.registry.subscribers(destination)
         if not subscriptions:
             return
-        template = self.template(message, delivery.value)
+        template = _message_template(
+            destination, message_id, delivery.partition, delivery.offset, delivery.value
+        )
         delivered = 0
         for subscription in subscriptions:
             if delivery.offset <= subscription.floor:
@@ -190,19 +188,41 @@ class ChatService:
             # Clocks of instances may differ by a little: a negative latency counts as none.
             self.metrics.fanout_latency.observe(max(0.0, time.time() - delivery.timestamp))
 
+    def _parse_head(self, delivery: Delivery) -> tuple[str, int] | None:
+        """The id and room of a record in another shape than ours; None if it is no message."""
+        try:
+            message = ChatMessage.from_json(delivery.value)
+        except InvalidMessage as exc:
+            logger.warning(
+                "skipping record %d:%d (key %r): %s",
+                delivery.partition,
+                delivery.offset,
+                delivery.key,
+                exc,
+            )
+            return None
+        return message.id, message.chat_room_id
+
     def template(self, message: ChatMessage, raw: bytes) -> MessageTemplate:
         """Return the MESSAGE carrying ``message`` (its JSON as ``raw``) to its room."""
-        return MessageTemplate(
-            (
-                ("destination", self.router.room_destination(message.chat_room_id)),
-                ("message-id", message.id),
-                ("content-type", "application/json"),
-                # The record's position on the bus, for recovery after a reconnect.
-                ("x-partition", str(message.partition)),
-                ("x-offset", str(message.offset)),
-            ),
-            raw,
-        )
+        destination = self.router.room_destination(message.chat_room_id)
+        return _message_template(destination, message.id, message.partition, message.offset, raw)
+
+
+def _message_template(
+    destination: str, message_id: str, partition: int | None, offset: int | None, raw: bytes
+) -> MessageTemplate:
+    return MessageTemplate(
+        (
+            ("destination", destination),
+            ("message-id", message_id),
+            ("content-type", "application/json"),
+            # The record's position on the bus, for recovery after a reconnect.
+            ("x-partition", str(partition)),
+            ("x-offset", str(offset)),
+        ),
+        raw,
+    )
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

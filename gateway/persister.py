@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, MessageStore, StoreError
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 GROUP = "stomp-gateway-persister"
 MAX_BACKOFF = 30.0
+CHUNK = 500  # records parsed, encoded and inserted at once: about 5 ms of work
 
 
 class Persister:
@@ -90,11 +92,13 @@ class Persister:
             self._in_flight = 0
 
     async def _save(self, deliveries: list[Delivery]) -> None:
-        messages = [message for message in map(_message, deliveries) if message is not None]
+        chunks = [chunk async for chunk in _parsed_chunks(deliveries)]
+        messages = [message for chunk in chunks for message in chunk]
         delay = 0.2
         while True:
             try:
-                await self.store.save(messages)
+                for chunk in chunks:  # each encoded in a loop turn of its own
+                    await self.store.save(chunk)
                 return
             except StoreError as exc:
                 if self._closing:
@@ -109,6 +113,18 @@ class Persister:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
+
+
+async def _parsed_chunks(deliveries: list[Delivery]) -> AsyncIterator[list[ChatMessage]]:
+    """
+    The messages of ``deliveries``, CHUNK at a time, a chunk per loop turn: a
+    Kafka batch of 5,000 records parsed in one go held every connection of
+    the instance up for 50-170 ms.
+    """
+    for start in range(0, len(deliveries), CHUNK):
+        chunk = deliveries[start : start + CHUNK]
+        yield [message for message in map(_message, chunk) if message is not None]
+        await asyncio.sleep(0)
 
 
 def _message(delivery: Delivery) -> ChatMessage | None:

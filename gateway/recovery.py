@@ -13,16 +13,22 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from persistence import ChatMessage, ChatRow, MessageStore
+from kafka_bridge import Delivery
+from persistence import ChatMessage, InvalidMessage, MessageStore
 
 __all__ = ["MAX_RECOVERED", "RecentMessages", "Recovery", "recover"]
 
 MAX_RECOVERED = 1000  # more missed messages than this: reload the history instead
 
+_Record = tuple[str, int, int, int, bytes]  # id, room, partition, offset, JSON
+
 
 class RecentMessages:
     """
     The newest messages the fan-out delivered, across rooms, in bus order.
+
+    Each is kept as its bus record, parsed only when a recovery asks for it:
+    the fan-out reads no more of a message than its id and room.
 
     Args:
         capacity: How many messages are kept; the oldest go first.
@@ -30,33 +36,44 @@ class RecentMessages:
     """
 
     def __init__(self, capacity: int) -> None:
-        # (room, offset, row, raw): atoms only, so the garbage collector leaves them alone.
-        self._messages: deque[tuple[int, int, ChatRow, bytes]] = deque()
-        self._by_id: dict[str, ChatRow] = {}
+        # (id, room, partition, offset, JSON): atoms only, which the garbage
+        # collector stops tracking, so a full buffer adds nothing to its work.
+        self._records: deque[_Record] = deque()
+        self._by_id: dict[str, _Record] = {}
         self.capacity = capacity
 
-    def add(self, message: ChatMessage, raw: bytes) -> None:
-        """Remember ``message`` (with its bus position) and its JSON as delivered."""
+    def add(self, message_id: str, room_id: int, record: Delivery) -> None:
+        """Remember the message ``message_id`` of ``room_id``, read from the bus as ``record``."""
         if self.capacity <= 0:
             return
-        if len(self._messages) >= self.capacity:
-            _, _, oldest, _ = self._messages.popleft()
+        if len(self._records) >= self.capacity:
+            oldest = self._records.popleft()
             self._by_id.pop(oldest[0], None)
-        row = message.row()
-        self._messages.append((message.chat_room_id, message.offset or 0, row, raw))
-        self._by_id[message.id] = row
+        kept = (message_id, room_id, record.partition, record.offset, record.value)
+        self._records.append(kept)
+        self._by_id[message_id] = kept
 
     def get(self, message_id: str) -> ChatMessage | None:
-        row = self._by_id.get(message_id)
-        return None if row is None else ChatMessage.from_row(row)
+        record = self._by_id.get(message_id)
+        return None if record is None else _parsed(record)
 
     def after(self, room_id: int, offset: int) -> list[tuple[ChatMessage, bytes]]:
-        """Return the room's messages past ``offset``, in bus order."""
-        return [
-            (ChatMessage.from_row(row), raw)
-            for room, position, row, raw in self._messages
-            if room == room_id and position > offset
-        ]
+        """Return the room's messages past ``offset``, with their JSON, in bus order."""
+        found = []
+        for record in self._records:
+            if record[1] == room_id and record[3] > offset:
+                message = _parsed(record)
+                if message is not None:
+                    found.append((message, record[4]))
+        return found
+
+
+def _parsed(record: _Record) -> ChatMessage | None:
+    _, _, partition, offset, value = record
+    try:
+        return ChatMessage.from_json(value, partition=partition, offset=offset)
+    except InvalidMessage:
+        return None  # in the fan-out's shape, yet not a message: nothing to recover
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ _TOPIC_ALREADY_EXISTS = 36
 # may notice; the persister's only delays storing (and is one stored batch).
 FAN_OUT_FETCH = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 5}
 PERSISTER_FETCH = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": 100}
-PERSISTER_BATCH = 5000  # records; one insert_many and one offset commit each
+PERSISTER_BATCH = 5000  # records; one offset commit each (the persister stores them in chunks)
 # Bytes a producer batch of one partition holds: a full one makes send() wait
 # until the batch in flight is acknowledged (aiokafka has one request in flight
 # per broker), so under load this bounds the records per round trip.

@@ -371,6 +371,10 @@ CASES: dict[str, Case] = {
         app_error="body is not valid JSON: Expecting property name enclosed in double "
         "quotes: line 1 column 2 (char 1)",
     ),
+    "lone-surrogate": Case(
+        (send("/pub/chat/4", b'{"message": "\\ud800"}'),),
+        app_error="message cannot be encoded: str is not valid UTF-8: surrogates not allowed",
+    ),
     "message-over-max-length": Case(
         (send("/pub/chat/4", chat(message="x" * 10_001)),),
         app_error="message is longer than 10000 characters",

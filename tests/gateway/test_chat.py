@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import json
@@ -291,3 +292,15 @@ def test_fan_out_routes_by_the_record_room(service: ChatService) -> None:
     service.fan_out(Delivery("whatever", in_nine.to_json(), partition=0, offset=0))
     service.fan_out(Delivery("9", in_eight.to_json(), partition=0, offset=1))
     assert [template.message_id for _, template in session.delivered] == [in_nine.id]
+
+
+def test_fan_out_reads_other_producers_shapes(service: ChatService) -> None:
+    session, _ = subscribe(service, "/sub/chat/9")
+    message = service.compose(9, body(memberId=1, nickname="n", message="m"))
+    spaced = json.dumps(message.to_dict()).encode()
+    service.fan_out(Delivery("9", spaced, partition=0, offset=3))
+    [(_, template)] = session.delivered
+    assert template.message_id == message.id
+    assert service.recent.get(message.id) == dataclasses.replace(message, partition=0, offset=3)
+    assert service.recent.after(9, 2) == [(service.recent.get(message.id), spaced)]
+    assert service.recent.after(9, 3) == service.recent.after(8, 2) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.recovery import RecentMessages
+from kafka_bridge import Delivery
 from persistence import ChatMessage
 from tests.tracking import tracked_objects
 
@@ -20,11 +21,18 @@ def placed(offset: int, room: int = 1) -> ChatMessage:
     )
 
 
+def add(recent: RecentMessages, message: ChatMessage) -> None:
+    assert message.offset is not None
+    record = Delivery(
+        str(message.chat_room_id), message.to_json(), partition=0, offset=message.offset
+    )
+    recent.add(message.id, message.chat_room_id, record)
+
+
 def test_after_gives_the_room_past_an_offset_in_order() -> None:
     recent = RecentMessages(10)
     for offset in range(6):
-        message = placed(offset, room=1 + offset % 2)
-        recent.add(message, message.to_json())
+        add(recent, placed(offset, room=1 + offset % 2))
     assert [m.offset for m, _ in recent.after(1, 0)] == [2, 4]
     assert all(raw == m.to_json() for m, raw in recent.after(2, -1))
     assert recent.get(placed(3).id) == placed(3, room=2)
@@ -33,7 +41,7 @@ def test_after_gives_the_room_past_an_offset_in_order() -> None:
 def test_the_oldest_go_first() -> None:
     recent = RecentMessages(3)
     for offset in range(5):
-        recent.add(placed(offset), b"{}")
+        add(recent, placed(offset))
     assert recent.get(placed(1).id) is None
     assert [m.offset for m, _ in recent.after(1, -1)] == [2, 3, 4]
 
@@ -42,6 +50,5 @@ def test_kept_messages_add_no_work_for_the_garbage_collector() -> None:
     recent = RecentMessages(10_000)
     before = tracked_objects()
     for offset in range(5000):
-        message = placed(offset)
-        recent.add(message, message.to_json())
+        add(recent, placed(offset))
     assert tracked_objects() - before < 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persistence import ChatMessage, InvalidMessage
+from persistence import ChatMessage, InvalidMessage, id_and_room
 
 SAMPLE = ChatMessage(
     id="6727a1f0c3b5a24e1d9f0a11",
@@ -153,6 +154,41 @@ def test_round_trip_property(message: ChatMessage) -> None:
     assert ChatMessage.from_json(data) == message
     assert json.loads(data) == message.to_dict()
     assert ChatMessage.from_row(message.row()) == message
+    assert id_and_room(data) == (message.id, message.chat_room_id)
+    # orjson writes exactly what the standard library wrote before it.
+    assert data == json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_to_json_refuses_a_lone_surrogate() -> None:
+    with pytest.raises(InvalidMessage, match="cannot be encoded"):
+        dataclasses.replace(SAMPLE, message="\ud800").to_json()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf" + SAMPLE.to_json(),  # a byte order mark (RFC 8259 section 8.1: MAY ignore)
+        SAMPLE.to_json().replace(b'"fileId":null', b'"fileId":null,"x":NaN'),
+    ],
+)
+def test_from_json_reads_what_the_standard_library_reads(data: bytes) -> None:
+    assert ChatMessage.from_json(data) == SAMPLE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps(fields()).encode(),  # spaces
+        json.dumps(dict(reversed(list(fields().items())))).encode(),
+        SAMPLE.to_json().replace(
+            b'"id":"6727a1f0c3b5a24e1d9f0a11"', b'"id":"6727A1F0C3B5A24E1D9F0A11"'
+        ),
+        SAMPLE.to_json().replace(b'"chatRoomId":4', b'"chatRoomId":4.0'),
+        SAMPLE.to_json().replace(b'"chatRoomId":4', b'"chatRoomId":"4"'),
+    ],
+)
+def test_id_and_room_only_in_our_own_shape(data: bytes) -> None:
+    assert id_and_room(data) is None
 
 
 def test_row_keeps_the_bus_position() -> None:

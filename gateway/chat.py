@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from kafka_bridge import Delivery, MessageBus
-from persistence import ChatMessage, InvalidMessage, id_and_room, load_object
+from persistence import ChatMessage, InvalidMessage, id_and_room, is_long, load_object
 from protocol import MessageTemplate
 
 from .identity import Member
@@ -140,9 +140,11 @@ class ChatService:
         text = _optional_str(fields, "message")
         file_id = fields.get("fileId")
         if file_id is not None and (
-            isinstance(file_id, bool) or not isinstance(file_id, int | str)
+            isinstance(file_id, bool)
+            or not isinstance(file_id, int | str)
+            or (isinstance(file_id, int) and not is_long(file_id))
         ):
-            raise ApplicationError("fileId must be a number or a string")
+            raise ApplicationError("fileId must be a 64-bit integer or a string")
         file_name = _optional_str(fields, "fileName")
         if text is None and file_id is None:
             raise ApplicationError("a chat message needs message, or fileId and fileName")
@@ -246,8 +248,8 @@ def _member_id(fields: dict[str, Any]) -> int:
     value = fields.get("memberId")
     if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApplicationError("memberId must be an integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not is_long(value):
+        raise ApplicationError("memberId must be a 64-bit integer")
     return value
 
 

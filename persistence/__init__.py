@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
-from .messages import ChatMessage, ChatRow, InvalidMessage, id_and_room, load_object
+from .messages import ChatMessage, ChatRow, InvalidMessage, id_and_room, is_long, load_object
 from .presence import InMemoryPresence, PresenceStore
 from .store import MessageStore, StoreError
 
@@ -21,5 +21,6 @@ __all__ = [
     "PresenceStore",
     "StoreError",
     "id_and_room",
+    "is_long",
     "load_object",
 ]

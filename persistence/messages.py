@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ChatMessage", "ChatRow", "InvalidMessage", "id_and_room", "load_object"]
+__all__ = ["ChatMessage", "ChatRow", "InvalidMessage", "id_and_room", "is_long", "load_object"]
 
 # A ChatMessage's fields in order, as a tuple of atoms: what long-lived buffers keep.
 # CPython's collector stops tracking a tuple holding only atoms (str, int, None),
@@ -196,10 +196,17 @@ def load_object(data: bytes) -> dict[str, Any]:
     return obj
 
 
+def is_long(value: int) -> bool:
+    """Whether ``value`` fits a signed 64-bit integer: the seed's Java long, BSON's int64."""
+    return -(2**63) <= value < 2**63
+
+
 def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise TypeError(f"{key} has the wrong type")
+    if isinstance(value, int) and not is_long(value):
+        raise TypeError(f"{key} does not fit 64 bits")
     return value
 
 

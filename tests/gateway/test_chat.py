@@ -203,6 +203,10 @@ def test_compose_accepts(
         (body(memberId=1, nickname="n", fileId=True), "fileId"),
         (body(memberId=1, nickname="n", fileId=1.5), "fileId"),
         (body(memberId=1, nickname="n", fileId=[1]), "fileId"),
+        # BSON (and the seed's Java long) stop at 64 bits: larger would stall the persister.
+        (body(memberId=2**63, nickname="n", message="m"), "memberId must be a 64-bit"),
+        (body(memberId=str(2**64), nickname="n", message="m"), "memberId must be a 64-bit"),
+        (body(memberId=1, nickname="n", fileId=-(2**63) - 1), "fileId must be a 64-bit"),
         (body(memberId=1, nickname="n", fileId=1, fileName=2), "fileName"),
         (body(memberId=1, nickname="n", message="123456"), "longer than 5"),
     ],

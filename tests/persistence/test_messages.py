@@ -115,6 +115,8 @@ def test_from_json_ignores_unknown_fields() -> None:
         json.dumps(fields(fileId=1.5)).encode(),
         json.dumps(fields(fileId=True)).encode(),
         json.dumps(fields(fileName=3)).encode(),
+        json.dumps(fields(memberId=2**63)).encode(),  # beyond BSON's int64
+        json.dumps(fields(fileId=-(2**63) - 1)).encode(),
         json.dumps(fields(createAt=0)).encode(),
     ],
 )

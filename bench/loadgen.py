@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import gc
 import json
 import os
 import re
@@ -443,6 +444,10 @@ async def serve(spec: dict[str, Any]) -> None:
     emit({"ready": len(worker.subscribers) + len(worker.publishers)})
     line = await asyncio.to_thread(sys.stdin.readline)
     go_ns = int(line.split()[1])
+    # The instrument must not pause: a full collection over thousands of clients
+    # takes tens of milliseconds, which would read as the server's latency.
+    gc.freeze()
+    gc.disable()
     result = await worker.run(go_ns)
     cpu_share = result["cpu_s"] / result["wall_s"] if result["wall_s"] else 0.0
     result["cpu_pct"] = round(100 * cpu_share, 1)

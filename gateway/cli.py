@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from kafka_bridge import BusError
 
+from .collector import tune_collector
 from .config import Config, parse_command_line, printable_config
 from .logs import configure_logging
 from .server import Gateway
@@ -35,11 +35,7 @@ async def run(config: Config) -> int:
         logger.error("cannot start: %s", exc)
         await gateway.shutdown()
         return 1
-    # What start-up made (modules, classes, functions, the wiring) lives as long as
-    # the process: move it out of the collector's reach so that no collection
-    # traverses it again (the freeze after pre-loading that gc.freeze() documents).
-    gc.collect()
-    gc.freeze()
+    tune_collector()
     stop = asyncio.Event()
     received: list[int] = []
     loop = asyncio.get_running_loop()

@@ -391,31 +391,23 @@ class Worker:
         publish = self.spec.get("publish")
         if not publish or not publish.get("receipts"):
             return
-        total, progress = -1, time.monotonic()
-        while (now_total := sum(c.receipts for c in self.publishers)) < publish["messages"]:
-            if now_total != total:
-                total, progress = now_total, time.monotonic()
-            elif time.monotonic() - progress > self.spec["settle_s"]:
-                return
-            await asyncio.sleep(0.02)
+        await until_counted(
+            lambda: sum(c.receipts for c in self.publishers),
+            publish["messages"],
+            self.spec["settle_s"],
+        )
 
     async def settle(self) -> None:
         """Until every subscriber has its messages, or nothing came for ``settle_s``."""
-        expected, idle = self.expected(), self.spec["settle_s"]
-        total, progress = -1, time.monotonic()
         publish = self.spec["all_publish"]
         # Open loop: deliveries may only start after the whole schedule.
-        if publish and publish["rate"]:
-            progress += publish["messages"] / publish["rate"]
-        while True:
-            now_total = sum(c.received for c in self.subscribers)
-            if now_total >= expected:
-                return
-            if now_total != total:
-                total, progress = now_total, max(progress, time.monotonic())
-            elif time.monotonic() - progress > idle:
-                return
-            await asyncio.sleep(0.02)
+        schedule = publish["messages"] / publish["rate"] if publish and publish["rate"] else 0.0
+        await until_counted(
+            lambda: sum(c.received for c in self.subscribers),
+            self.expected(),
+            self.spec["settle_s"],
+            grace=schedule,
+        )
 
     async def heartbeats(self) -> None:
         """
@@ -435,6 +427,22 @@ class Worker:
                 client.send(b"\n")
             index = (index + 1) % slices
             await asyncio.sleep(interval / slices)
+
+
+async def until_counted(
+    count: Callable[[], int], target: int, idle: float, grace: float = 0.0
+) -> None:
+    """
+    Until ``count()`` reaches ``target``, or stays the same for ``idle``
+    seconds (after the first ``grace`` seconds, which count as progress).
+    """
+    total, progress = -1, time.monotonic() + grace
+    while (now_total := count()) < target:
+        if now_total != total:
+            total, progress = now_total, max(progress, time.monotonic())
+        elif time.monotonic() - progress > idle:
+            return
+        await asyncio.sleep(0.02)
 
 
 async def serve(spec: dict[str, Any]) -> None:

@@ -97,11 +97,11 @@ class BackendApi:
     async def member_rooms(self, member: Caller, member_id: int) -> list[int]:
         """
         The rooms last/message answers for by default: the token's rooms claim
-        when it has one, else the rooms the member has subscribed to through
-        the gateway (the connection log).
+        when it has one (the first :data:`MAX_ROOMS`), else the rooms the member
+        has subscribed to through the gateway (the connection log).
         """
         if member is not None and member.rooms is not None:
-            return sorted(member.rooms)
+            return sorted(member.rooms)[:MAX_ROOMS]
         return await self.connections.rooms(member_id)
 
     async def post_message(

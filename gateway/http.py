@@ -228,9 +228,9 @@ class HttpApi:
         except BadRequest as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
         if method == "OPTIONS":
-            return self.cors.preflight(
-                origin, request.headers.get("Access-Control-Request-Headers"), self._methods(url)
-            )
+            # Fetch standard: Access-Control-Request-Headers is a list; its lines join.
+            asked = ", ".join(request.headers.get_all("Access-Control-Request-Headers"))
+            return self.cors.preflight(origin, asked or None, self._methods(url))
         response = await self._answer(method, url, connection, request)
         return None if response is None else self.cors.grant(response, origin)
 
@@ -316,9 +316,12 @@ class HttpApi:
         body, error = b"", None
         if isinstance(connection, GatewayConnection):
             body, error = connection.body, connection.body_error
-        response = await self.backend.post_message(
-            room, request.headers.get("Authorization"), body, error
-        )
+        try:
+            authorization = single_header(request, "Authorization")
+        except BadRequest as exc:
+            response = error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        else:
+            response = await self.backend.post_message(room, authorization, body, error)
         response.headers["Connection"] = "close"  # the body ends this connection's reading
         return response
 

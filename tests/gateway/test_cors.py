@@ -119,3 +119,12 @@ async def test_a_repeated_origin_is_a_bad_request(gateway: Gateway) -> None:
         status, headers = await call(gateway.port, "GET", path, ("Origin", PAGE), ("Origin", OTHER))
         assert status == 400
         assert "access-control-allow-origin" not in headers
+
+
+async def test_a_preflight_may_ask_for_headers_on_several_lines(gateway: Gateway) -> None:
+    asked = [("Access-Control-Request-Headers", name) for name in ("authorization", "x-a")]
+    status, headers = await call(
+        gateway.port, "OPTIONS", "/v1/api/chat/4", ("Origin", PAGE), *asked
+    )
+    assert status == 204
+    assert headers["access-control-allow-headers"] == "authorization, x-a"

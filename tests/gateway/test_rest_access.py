@@ -17,7 +17,7 @@ from gateway import Gateway
 from tests.conftest import GatewayFactory
 
 from .stomp_client import StompTestClient, chat_body
-from .test_backend_api import exchange
+from .test_backend_api import exchange, post_request
 from .tokens import SECRET, hs256
 
 SERVICE = "s3rvice-token"
@@ -160,6 +160,11 @@ async def test_a_repeated_authorization_is_a_bad_request(secured: Gateway) -> No
     token = hs256(7, rooms=[4])
     status, _, body = await get(secured.port, "/v1/api/chat/4", bearer(token), bearer(token))
     assert (status, body["error"]) == (400, "Authorization sent more than once")
+    twice = post_request(
+        4, chat_body("hi"), token=SERVICE, extra=f"Authorization: Bearer {SERVICE}\r\n"
+    )
+    status, _, raw = await exchange(secured.port, twice)
+    assert (status, json.loads(raw)["error"]) == (400, "Authorization sent more than once")
 
 
 # last/message without rooms: the caller's rooms.

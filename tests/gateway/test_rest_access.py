@@ -218,3 +218,25 @@ async def test_last_message_without_authentication(
     status, _, body = await get(gateway.port, "/v1/api/chat/last/message")
     assert status == 400
     assert body["error"] == "rooms (or memberId) is required: the request carries no member's token"
+
+
+@pytest.mark.mongo
+@pytest.mark.timeout(120)
+async def test_another_instance_knows_the_rooms_joined_from_mongodb(
+    make_gateway: GatewayFactory, mongo_db_uri: str, clients: list[StompTestClient]
+) -> None:
+    first = await make_gateway(jwt_secret=SECRET, mongo_uri=mongo_db_uri)
+    second = await make_gateway(jwt_secret=SECRET, mongo_uri=mongo_db_uri)
+    token = hs256(7)
+    await member_in_rooms(first.port, clients, token, 6, 4)
+    await persisted(first)
+
+    async def rooms_answered() -> list[int]:
+        status, _, last = await get(second.port, "/v1/api/chat/last/message", bearer(token))
+        assert status == 200, last
+        return [message["chatRoomId"] for message in last]
+
+    # The connection log is written behind: wait for it, never for more rooms.
+    while (rooms := await rooms_answered()) != [4, 6]:
+        assert set(rooms) <= {4, 6}
+        await asyncio.sleep(0.05)

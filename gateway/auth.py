@@ -29,6 +29,7 @@ __all__ = [
     "CREDENTIAL_HEADERS",
     "AuthenticationError",
     "Authenticator",
+    "bearer_token",
     "jwks_file",
     "public_key_file",
 ]
@@ -37,7 +38,6 @@ ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES
 _SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 # CONNECT headers that may carry a token, in the order they are looked at.
 CREDENTIAL_HEADERS = ("Authorization", "authorization", "passcode", "login")
-_BEARER = "bearer "
 
 
 class AuthenticationError(Exception):
@@ -160,13 +160,23 @@ class Authenticator:
         return Member(member_id, nickname, _rooms(claims, config.jwt_rooms_claim))
 
 
+def bearer_token(value: str) -> str | None:
+    """
+    The token of a ``Bearer <token>`` credential (RFC 6750 §2.1, scheme
+    case-insensitive), "" when it names none; None for any other value.
+    """
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _token(headers: Mapping[str, str]) -> str:
     for name in CREDENTIAL_HEADERS:
         value = headers.get(name, "").strip()
-        if value[: len(_BEARER)].lower() == _BEARER:
-            value = value[len(_BEARER) :].strip()
-        if value:
-            return value
+        token = bearer_token(value)
+        if token is None:  # a bare token, as passcode and login carry it
+            token = value
+        if token:
+            return token
     raise AuthenticationError("no token: send Authorization: Bearer <token>")
 
 

@@ -6,13 +6,15 @@ posting into a room, presence, and the data behind unread badges.
   carry it, published like one; needs ``Authorization: Bearer <service token>``.
 - ``GET /v1/api/chat/{roomId}/presence``: the members subscribed to the room.
 - ``GET /v1/api/chat/last/connect?memberId=``: the member's last connect or
-  disconnect.
-- ``GET /v1/api/chat/last/message?rooms=1,2,3``: each room's newest message.
+  disconnect (``memberId`` defaults to the caller's).
+- ``GET /v1/api/chat/last/message?rooms=1,2,3``: each room's newest message;
+  without ``rooms``, of the caller's rooms (:meth:`BackendApi.member_rooms`).
+
+With authentication on, the GETs read what the caller may (:mod:`gateway.access`).
 """
 
 from __future__ import annotations
 
-import hmac
 import http
 import re
 import zoneinfo
@@ -23,8 +25,9 @@ from websockets.http11 import Response
 from kafka_bridge import PublishError
 from persistence import ConnectionLog, MessageStore, PresenceStore
 
+from .access import Access, Caller
 from .chat import ApplicationError, ChatService, local_date_time
-from .http_responses import error_response, json_response
+from .http_responses import Refused, error_response, json_response
 from .routing import RoutingError, parse_room_id
 
 __all__ = ["MAX_ROOMS", "BackendApi", "BodyError"]
@@ -38,12 +41,6 @@ MAX_ROOMS = 1000  # rooms one last/message request may name
 BodyError = tuple[http.HTTPStatus, str]
 
 
-class _Refused(Exception):
-    def __init__(self, status: http.HTTPStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.response = error_response(status, reason)
-
-
 class BackendApi:
     """
     Answers the backend resources.
@@ -52,8 +49,9 @@ class BackendApi:
         chat: Composes and publishes posted messages.
         store: The chat history (last messages).
         presence: Who is in which room.
-        connections: Each member's last connect or disconnect.
-        service_token: The token services post with; empty: posting is off.
+        connections: Each member's last connect or disconnect, and rooms.
+        access: Who calls, and what they may read; its service token is the
+            one services post with (empty: posting is off).
         zone: Time zone of ``lastConnect``, like ``createAt``.
 
     """
@@ -65,46 +63,60 @@ class BackendApi:
         presence: PresenceStore,
         connections: ConnectionLog,
         *,
-        service_token: str,
+        access: Access,
         zone: zoneinfo.ZoneInfo,
     ) -> None:
         self.chat = chat
         self.store = store
         self.presence = presence
         self.connections = connections
-        self.service_token = service_token
+        self.access = access
         self.zone = zone
 
-    async def get(self, path: str, query: Mapping[str, list[str]]) -> Response | None:
-        """Answer a GET of a backend resource; None if ``path`` is not one."""
-        try:
-            if path == _LAST_CONNECT:
-                return await self._last_connect(_member_id(query))
-            if path == _LAST_MESSAGE:
-                return await self._last_messages(_rooms(query))
-            if match := _PRESENCE.fullmatch(path):
-                room_id = _room(match[1])
-                members = await self.presence.members(room_id)
-                return json_response(
-                    http.HTTPStatus.OK, {"chatRoomId": room_id, "memberIds": members}
-                )
-        except _Refused as exc:
-            return exc.response
+    async def get(
+        self, path: str, query: Mapping[str, list[str]], caller: Caller
+    ) -> Response | None:
+        """
+        Answer ``caller``'s GET of a backend resource; None if ``path`` is not one.
+
+        Raises:
+            Refused: The request is invalid, or asks for what ``caller`` may not read.
+
+        """
+        if path == _LAST_CONNECT:
+            return await self._last_connect(self._member(query, caller, "memberId"))
+        if path == _LAST_MESSAGE:
+            return await self._last_messages(query, caller)
+        if match := _PRESENCE.fullmatch(path):
+            room_id = _room(match[1])
+            await self.access.check_room(caller, room_id)
+            members = await self.presence.members(room_id)
+            return json_response(http.HTTPStatus.OK, {"chatRoomId": room_id, "memberIds": members})
         return None
+
+    async def member_rooms(self, member: Caller, member_id: int) -> list[int]:
+        """
+        The rooms last/message answers for by default: the token's rooms claim
+        when it has one (the first :data:`MAX_ROOMS`), else the rooms the member
+        has subscribed to through the gateway (the connection log).
+        """
+        if member is not None and member.rooms is not None:
+            return sorted(member.rooms)[:MAX_ROOMS]
+        return await self.connections.rooms(member_id)
 
     async def post_message(
         self, room: str, authorization: str | None, body: bytes, body_error: BodyError | None
     ) -> Response:
         """Publish a message posted by a service; answer once the bus has it."""
         try:
-            self._authorize(authorization)
+            self._check_service(authorization)
             if body_error is not None:
-                raise _Refused(*body_error)
+                raise Refused(*body_error)
             message = self.chat.compose(_room(room), body)
             done = await self.chat.publish(message)
             if done is not None:
                 await done
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
         except ApplicationError as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, exc.reason)
@@ -112,17 +124,14 @@ class BackendApi:
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, f"message not sent: {exc}")
         return json_response(http.HTTPStatus.CREATED, message.to_dict())
 
-    def _authorize(self, authorization: str | None) -> None:
-        if not self.service_token:
-            raise _Refused(
+    def _check_service(self, authorization: str | None) -> None:
+        if not self.access.service_token:
+            raise Refused(
                 http.HTTPStatus.FORBIDDEN,
                 "posting over HTTP is off: the gateway has no --service-token",
             )
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.service_token.encode()
-        ):
-            raise _Refused(
+        if not self.access.is_service(authorization):
+            raise Refused(
                 http.HTTPStatus.UNAUTHORIZED,
                 "missing or wrong service token: send Authorization: Bearer <service token>",
             )
@@ -142,8 +151,29 @@ class BackendApi:
             },
         )
 
-    async def _last_messages(self, room_ids: list[int]) -> Response:
-        messages = await self.store.last_messages(room_ids)
+    def _member(self, query: Mapping[str, list[str]], caller: Caller, needed: str) -> int:
+        """
+        The member ``memberId`` names, by default the caller; a member reads its
+        own only. ``needed``: what to ask for when the caller is no member.
+        """
+        if "memberId" in query:
+            member_id = _member_id(query)
+            self.access.check_member(caller, member_id)
+            return member_id
+        if caller is None:
+            raise Refused(
+                http.HTTPStatus.BAD_REQUEST,
+                f"{needed} is required: the request carries no member's token",
+            )
+        return caller.id
+
+    async def _last_messages(self, query: Mapping[str, list[str]], caller: Caller) -> Response:
+        if "rooms" in query:
+            room_ids = _rooms(query)
+        else:
+            member_id = self._member(query, caller, "rooms (or memberId)")
+            room_ids = await self.member_rooms(caller, member_id)
+        messages = await self.store.last_messages(await self.access.usable_rooms(caller, room_ids))
         return json_response(
             http.HTTPStatus.OK,
             [
@@ -157,27 +187,27 @@ def _room(text: str) -> int:
     try:
         return parse_room_id(text)
     except RoutingError as exc:
-        raise _Refused(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
+        raise Refused(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
 def _one(query: Mapping[str, list[str]], name: str) -> str:
     values = query.get(name, [])
     if len(values) != 1:
-        raise _Refused(http.HTTPStatus.BAD_REQUEST, f"{name} is required, once")
+        raise Refused(http.HTTPStatus.BAD_REQUEST, f"{name} is required, once")
     return values[0]
 
 
 def _member_id(query: Mapping[str, list[str]]) -> int:
     text = _one(query, "memberId")
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise _Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be a non-negative integer")
+        raise Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be a non-negative integer")
     return int(text)
 
 
 def _rooms(query: Mapping[str, list[str]]) -> list[int]:
     parts = [part for part in _one(query, "rooms").split(",") if part]
     if not 1 <= len(parts) <= MAX_ROOMS:
-        raise _Refused(
+        raise Refused(
             http.HTTPStatus.BAD_REQUEST, f"rooms must list 1 to {MAX_ROOMS} room ids, e.g. 1,2,3"
         )
     return list(dict.fromkeys(map(_room, parts)))

@@ -362,8 +362,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "allowed-origin",
-        "Origin allowed to open a browser WebSocket (e.g. https://chat.example.com); "
-        "repeat for several; none: all.",
+        "Origin allowed to open a browser WebSocket and read the HTTP resources with "
+        "credentials (e.g. https://chat.example.com); repeat for several; none: all.",
         metavar="ORIGIN",
     ),
     Option(

@@ -7,7 +7,9 @@ resource.
 reads the body of other requests, rewrites their request line to GET and
 remembers the real method, so :meth:`HttpApi.process_request` can answer
 them (a POST of a message, CORS preflights with 204, the rest with 405)
-instead of the client seeing a bare 400.
+instead of the client seeing a bare 400. Every answer carries the CORS grant
+of :class:`~gateway.http_responses.Cors`; the chat resources read what the
+caller may (:class:`~gateway.access.Access`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from websockets.http11 import Request, Response
 
 from persistence import MessageStore, StoreError
 
+from .access import Access, Caller
 from .backend_api import BackendApi, BodyError
-from .http_responses import error_response, json_response, plain_response, preflight_response
+from .http_responses import Cors, Refused, error_response, json_response, plain_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
 from .static_files import load_static_files
 
-__all__ = ["GatewayConnection", "HttpApi"]
+__all__ = ["GatewayConnection", "HttpApi", "single_header"]
 
+_CHAT_API = "/v1/api/chat/"
 _HISTORY = re.compile(r"/v1/api/chat/([^/]+)")
 _CATCH_UP = re.compile(r"/v1/api/chat/([^/]+)/messages")
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
@@ -151,6 +155,21 @@ class BadRequest(ValueError):
     """A request parameter is invalid; the message says which and why."""
 
 
+def single_header(request: Request, name: str) -> str | None:
+    """
+    The value of the request's ``name`` field, None when absent.
+
+    Raises:
+        BadRequest: The field is sent more than once (RFC 9110 §5.3: a field
+            defined as a single value, as Origin and Authorization are).
+
+    """
+    values = request.headers.get_all(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} sent more than once")
+    return values[0] if values else None
+
+
 class HttpApi:
     """
     Answers the HTTP requests that are not WebSocket handshakes.
@@ -161,6 +180,8 @@ class HttpApi:
         demo_page: Whether to serve the demo chat page.
         readiness: Returns None when the gateway can serve, else why not.
         backend: The resources for other services, if served.
+        access: Who calls the chat resources, and what they may read.
+        cors: The CORS grant every answer carries.
         metrics: Returns the metrics in Prometheus text format.
 
     Attributes:
@@ -177,11 +198,15 @@ class HttpApi:
         demo_page: bool,
         readiness: Callable[[], Awaitable[str | None]],
         backend: BackendApi | None = None,
+        access: Access,
+        cors: Cors,
         metrics: Callable[[], bytes],
     ) -> None:
         self.endpoints = frozenset(endpoints)
         self.store = store
         self.backend = backend
+        self.access = access
+        self.cors = cors
         self.readiness = readiness
         self.metrics = metrics
         self.draining = False
@@ -195,13 +220,31 @@ class HttpApi:
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        """Answer a plain HTTP request with its CORS grant; None for a handshake."""
         url = urllib.parse.urlsplit(request.path)
         method = connection.method if isinstance(connection, GatewayConnection) else "GET"
+        try:
+            origin = single_header(request, "Origin")
+        except BadRequest as exc:
+            return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
         if method == "OPTIONS":
-            return preflight_response(
-                request.headers.get("Origin"),
-                request.headers.get("Access-Control-Request-Headers"),
-            )
+            # Fetch standard: Access-Control-Request-Headers is a list; its lines join.
+            asked = ", ".join(request.headers.get_all("Access-Control-Request-Headers"))
+            return self.cors.preflight(origin, asked or None, self._methods(url))
+        response = await self._answer(method, url, connection, request)
+        return None if response is None else self.cors.grant(response, origin)
+
+    def _methods(self, url: urllib.parse.SplitResult) -> str:
+        """The methods served at ``url`` but OPTIONS, as a preflight lists them."""
+        return "GET, POST" if self.backend and _CATCH_UP.fullmatch(url.path) else "GET"
+
+    async def _answer(
+        self,
+        method: str,
+        url: urllib.parse.SplitResult,
+        connection: ServerConnection,
+        request: Request,
+    ) -> Response | None:
         if method == "POST" and self.backend and (match := _CATCH_UP.fullmatch(url.path)):
             return await self._post_message(match[1], connection, request)
         if method != "GET":
@@ -214,15 +257,15 @@ class HttpApi:
                 return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining")
             return None  # a WebSocket handshake; websockets answers 426 to others
         if kind is Route.INFO:
-            return info_response(request.headers.get("Origin"))
+            return info_response()
         if kind is Route.FALLBACK:
             return error_response(
                 http.HTTPStatus.NOT_FOUND,
                 "SockJS HTTP fallback transports are not served; use the websocket transport",
             )
-        return await self._resource(url)
+        return await self._resource(url, request)
 
-    async def _resource(self, url: urllib.parse.SplitResult) -> Response:
+    async def _resource(self, url: urllib.parse.SplitResult, request: Request) -> Response:
         if url.path == "/healthz":
             if self.serving:
                 return json_response(http.HTTPStatus.OK, {"status": "ok"})
@@ -240,17 +283,31 @@ class HttpApi:
             return plain_response(http.HTTPStatus.OK, static.body, static.content_type, headers)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         try:
-            if self.backend and (response := await self.backend.get(url.path, query)):
-                return response
-            if match := _HISTORY.fullmatch(url.path):
-                return await self._history(_room(match[1]), query)
-            if match := _CATCH_UP.fullmatch(url.path):
-                return await self._catch_up(_room(match[1]), query)
+            if url.path.startswith(_CHAT_API):
+                caller = self.access.caller(single_header(request, "Authorization"))
+                if response := await self._chat(url.path, query, caller):
+                    return response
         except BadRequest as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        except Refused as exc:
+            return exc.response
         except StoreError as exc:
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return error_response(http.HTTPStatus.NOT_FOUND, f"no resource at {url.path}")
+
+    async def _chat(
+        self, path: str, query: dict[str, list[str]], caller: Caller
+    ) -> Response | None:
+        """Answer a GET of a chat resource for ``caller``; None if ``path`` is not one."""
+        if self.backend and (response := await self.backend.get(path, query, caller)):
+            return response
+        history, catch_up = _HISTORY.fullmatch(path), _CATCH_UP.fullmatch(path)
+        match = history or catch_up
+        if match is None:
+            return None
+        room_id = _room(match[1])
+        await self.access.check_room(caller, room_id)
+        return await (self._history if history else self._catch_up)(room_id, query)
 
     async def _post_message(
         self, room: str, connection: ServerConnection, request: Request
@@ -259,9 +316,12 @@ class HttpApi:
         body, error = b"", None
         if isinstance(connection, GatewayConnection):
             body, error = connection.body, connection.body_error
-        response = await self.backend.post_message(
-            room, request.headers.get("Authorization"), body, error
-        )
+        try:
+            authorization = single_header(request, "Authorization")
+        except BadRequest as exc:
+            response = error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        else:
+            response = await self.backend.post_message(room, authorization, body, error)
         response.headers["Connection"] = "close"  # the body ends this connection's reading
         return response
 

@@ -2,7 +2,8 @@
 Presence on this instance: which identified members are subscribed to which
 room, counted over their sessions and subscriptions, so the shared
 :class:`~persistence.PresenceStore` hears only of a member's first join and
-last leave of a room here.
+last leave of a room here; each first join also goes to the
+:class:`~persistence.ConnectionLog`, which remembers a member's rooms.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable
 
-from persistence import PresenceStore
+from persistence import ConnectionLog, PresenceStore
 
 from .routing import Router
 
@@ -24,12 +25,14 @@ class PresenceTracker:
     Args:
         store: Where joins and leaves go.
         router: Tells which destinations are rooms.
+        log: Where the rooms each member joined are remembered.
 
     """
 
-    def __init__(self, store: PresenceStore, router: Router) -> None:
+    def __init__(self, store: PresenceStore, router: Router, *, log: ConnectionLog) -> None:
         self.store = store
         self.router = router
+        self.log = log
         self._sessions: dict[Hashable, tuple[int, Counter[int]]] = {}
         self._members: Counter[tuple[int, int]] = Counter()
 
@@ -44,6 +47,7 @@ class PresenceTracker:
             self._members[room, member_id] += 1
             if self._members[room, member_id] == 1:
                 self.store.join(room, member_id)
+                self.log.joined(member_id, room)
 
     def unsubscribed(self, session: Hashable, destination: str) -> None:
         """The session dropped one subscription to ``destination``."""

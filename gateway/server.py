@@ -25,6 +25,7 @@ from persistence import (
 )
 from protocol import HeartBeatPolicy, Limits
 
+from .access import Access
 from .auth import Authenticator
 from .authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
 from .backend_api import BackendApi
@@ -35,7 +36,7 @@ from .flusher import Flusher
 from .framing import Framing, RawFraming, SockJSFraming
 from .heartbeats import HeartBeatWheel, tick_for
 from .http import HttpApi, connection_class
-from .http_responses import error_response
+from .http_responses import Cors, error_response
 from .limits import ConnectionCounts
 from .metrics import Metrics
 from .persister import Persister
@@ -178,13 +179,16 @@ class Gateway:
         )
         self.persister = Persister(self.bus, self.store)
         presence_store, self.connection_log = make_backend_stores(config, self.store)
-        self.presence = PresenceTracker(presence_store, self.router)
+        self.presence = PresenceTracker(presence_store, self.router, log=self.connection_log)
+        self.authenticator = make_authenticator(config)
+        self.authorizer = make_authorizer(config)
+        access = Access(self.authenticator, self.authorizer, config.service_token)
         backend = BackendApi(
             self.chat,
             self.store,
             presence_store,
             self.connection_log,
-            service_token=config.service_token,
+            access=access,
             zone=zoneinfo.ZoneInfo(config.timezone),
         )
         self.http = HttpApi(
@@ -193,10 +197,10 @@ class Gateway:
             demo_page=config.demo_page,
             readiness=self.readiness,
             backend=backend,
+            access=access,
+            cors=Cors(config.allowed_origin),
             metrics=self.metrics.render,
         )
-        self.authenticator = make_authenticator(config)
-        self.authorizer = make_authorizer(config)
         self.connection_counts = ConnectionCounts(config.max_connections_per_address)
         self.connections: set[StompConnection] = set()
         self.metrics.connections = self.connections.__len__
@@ -261,13 +265,15 @@ class Gateway:
         """Refuse foreign origins and address floods before the handshake, else serve HTTP."""
         kind = self.http.route(request.path)
         if kind in (Route.RAW, Route.SOCKJS, Route.INFO):
-            origin = request.headers.get("Origin")
-            allowed = self.config.allowed_origin
             # Browsers always send Origin (RFC 6455 §4.1); other clients may omit it.
-            if allowed and origin is not None and origin not in allowed:
+            origins = request.headers.get_all("Origin")
+            refused = [origin for origin in origins if not self.http.cors.allows(origin)]
+            if refused:
+                origin = refused[0]
                 logger.info("refused origin %r remote=%s", origin, _host(connection))
                 self.metrics.refused("origin not allowed")
-                return error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
+                refusal = error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
+                return self.http.cors.grant(refusal, origin)
         if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(_host(connection)):
             logger.warning("refused connection: too many from %s", _host(connection))
             self.metrics.refused("too many connections per address")

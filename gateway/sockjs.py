@@ -18,7 +18,7 @@ import secrets
 
 from websockets.http11 import Response
 
-from .http_responses import cors_headers, json_response
+from .http_responses import json_response
 
 __all__ = ["Route", "info_response", "route"]
 
@@ -53,12 +53,15 @@ def route(path: str, endpoints: frozenset[str]) -> Route | None:
     return None
 
 
-def info_response(origin: str | None) -> Response:
-    """Answer ``GET {endpoint}/info`` (SockJS protocol 0.3.3, "Info")."""
+def info_response() -> Response:
+    """
+    Answer ``GET {endpoint}/info`` (SockJS protocol 0.3.3, "Info"); the CORS
+    grant with credentials it needs is added as to every HTTP answer.
+    """
     body = {
         "websocket": True,
         "origins": ["*:*"],
         "cookie_needed": False,
         "entropy": secrets.randbits(32),
     }
-    return json_response(http.HTTPStatus.OK, body, cors_headers(origin))
+    return json_response(http.HTTPStatus.OK, body)

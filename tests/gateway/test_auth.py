@@ -10,9 +10,11 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway import Config
-from gateway.auth import AuthenticationError, Authenticator, jwks_file
+from gateway.auth import AuthenticationError, Authenticator, bearer_token, jwks_file
 from gateway.config import parse_args
 from gateway.identity import Member
 from tests.conftest import GatewayFactory
@@ -191,3 +193,25 @@ async def test_tokens_never_reach_the_log(
     assert "'***'" in caplog.text
     assert token.split(".")[1] not in caplog.text
     assert "eyJ" not in caplog.text  # no token at all, not even the refused one
+
+
+_TOKEN_TEXT = st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1)
+
+
+@given(
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR"]),
+    token=_TOKEN_TEXT,
+    before=st.sampled_from(["", " ", "  "]),
+    between=st.sampled_from([" ", "   "]),
+)
+def test_bearer_token_reads_any_spelling_of_the_scheme(
+    scheme: str, token: str, before: str, between: str
+) -> None:
+    assert bearer_token(f"{before}{scheme}{between}{token} ") == token
+    assert bearer_token(f"{scheme}{between}") == ""
+
+
+@given(value=st.text())
+def test_bearer_token_is_none_for_other_schemes(value: str) -> None:
+    if value.strip().partition(" ")[0].lower() != "bearer":
+        assert bearer_token(value) is None

@@ -6,6 +6,10 @@ installed by ``scripts/setup``) through ``playwright-core``, which never
 downloads a browser: two people join one room, the second sees the first's
 message from the history API, both see each other's messages live. The
 screenshot it takes is kept as ``test-artifacts/demo-chat.png``.
+
+``tests/js/cross_origin.mjs`` serves a page of another origin that reads the
+REST resources as the seed's front end does: with credentials and an
+``authorization`` header, which Chromium allows only with the CORS grant.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, free_port
 from tests.gateway.node import require_packages
+from tests.gateway.stomp_client import StompTestClient
+from tests.gateway.tokens import SECRET, hs256
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "js"
 SCRIPT = JS_DIR / "browser_chat.mjs"
+CROSS_ORIGIN = JS_DIR / "cross_origin.mjs"
 STATIC = ROOT / "gateway" / "static"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,19 +77,11 @@ async def test_demo_page_loads_the_vendored_stompjs(gateway: Gateway) -> None:
     assert b"Apache License" in body
 
 
-async def test_two_people_chat_in_chromium(make_gateway: GatewayFactory) -> None:
-    _require_browser()
-    # A non-default endpoint: the page must take it from its stomp-endpoint meta tag.
-    gateway = await make_gateway(endpoint=("/stomp",))
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "demo-chat.png"
-    screenshot.unlink(missing_ok=True)
+async def _run_node(*args: str) -> dict[str, Any]:
+    """Run a Node script of ``tests/js``; return the JSON of its last stdout line."""
     process = await asyncio.create_subprocess_exec(
         "node",
-        str(SCRIPT),
-        f"http://127.0.0.1:{gateway.port}/",
-        str(screenshot),
-        "4",
+        *args,
         cwd=JS_DIR,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -93,13 +92,66 @@ async def test_two_people_chat_in_chromium(make_gateway: GatewayFactory) -> None
     except TimeoutError:
         process.kill()
         await process.wait()
-        pytest.fail(f"browser_chat.mjs did not finish within {NODE_TIMEOUT} s")
+        pytest.fail(f"{args[0]} did not finish within {NODE_TIMEOUT} s")
     output = stdout.decode(errors="replace")
     report = f"exit code {process.returncode}\nstdout:\n{output}\nstderr:\n{stderr.decode()}"
     assert process.returncode == 0, report
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
 
-    assert result["ok"] is True, report
+
+async def test_a_page_of_another_origin_reads_the_rest_api_with_credentials(
+    make_gateway: GatewayFactory,
+) -> None:
+    _require_browser()
+    page_port = free_port()
+    page_origin = f"http://127.0.0.1:{page_port}"
+    allowed = await make_gateway(jwt_secret=SECRET, allowed_origin=(page_origin,))
+    elsewhere = await make_gateway(jwt_secret=SECRET, allowed_origin=("https://chat.example",))
+    token = hs256(7, nickname="henhen")  # no rooms claim: the rooms member 7 joined
+    for gateway in (allowed, elsewhere):
+        client = await StompTestClient.open(gateway.port)
+        await client.connect("1.2", headers=[("Authorization", f"Bearer {token}")])
+        for room, text in ((4, "hello from 4"), (6, "hello from 6")):
+            await client.subscribe(f"/sub/chat/{room}", f"s{room}")
+            await client.send_chat(room, json.dumps({"message": text}).encode())
+        await client.close()
+        while gateway.persister.lag:
+            await asyncio.sleep(0.01)
+
+    result = await _run_node(
+        str(CROSS_ORIGIN), f"http://127.0.0.1:{allowed.port}", str(page_port), token, "4"
+    )
+    assert result["ok"] is True, result
+    assert result["origin"] == page_origin
+    assert [message["text"] for message in result["history"]] == ["hello from 4"]
+    assert result["lastConnect"]["memberId"] == "7"
+    assert result["lastConnect"]["at"]
+    assert result["lastMessages"] == [
+        {"room": "4", "memberId": "7"},
+        {"room": "6", "memberId": "7"},
+    ]
+
+    # A gateway that does not list the page's origin grants it nothing to read.
+    result = await _run_node(
+        str(CROSS_ORIGIN), f"http://127.0.0.1:{elsewhere.port}", str(page_port), token, "4"
+    )
+    assert result["ok"] is False
+    assert result["history"] == []
+    assert any("CORS policy" in message for message in result["console"]), result
+
+
+async def test_two_people_chat_in_chromium(make_gateway: GatewayFactory) -> None:
+    _require_browser()
+    # A non-default endpoint: the page must take it from its stomp-endpoint meta tag.
+    gateway = await make_gateway(endpoint=("/stomp",))
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "demo-chat.png"
+    screenshot.unlink(missing_ok=True)
+    url = f"http://127.0.0.1:{gateway.port}/"
+    result = await _run_node(str(SCRIPT), url, str(screenshot), "4")
+
+    assert result["ok"] is True, result
     assert result["endpoint"] == f"ws://127.0.0.1:{gateway.port}/stomp"
     assert result["status"] == "Connected"
     assert result["historyOnB"] == ["first message, before B joins"]

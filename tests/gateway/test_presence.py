@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from gateway.presence import PresenceTracker
 from gateway.routing import Router
-from persistence import InMemoryPresence
+from persistence import InMemoryConnectionLog, InMemoryPresence
 
 
 async def test_counts_sessions_and_subscriptions() -> None:
     store = InMemoryPresence()
-    tracker = PresenceTracker(store, Router("/pub", ("/sub",), allow_broker_send=False))
+    router = Router("/pub", ("/sub",), allow_broker_send=False)
+    tracker = PresenceTracker(store, router, log=InMemoryConnectionLog())
     tab1, tab2 = object(), object()
     tracker.subscribed(tab1, 7, "/sub/chat/4")
     tracker.subscribed(tab1, 7, "/sub/chat/4")  # a duplicate subscription (allow)

@@ -1,7 +1,8 @@
 """
 The connection log and presence in MongoDB, on a real MongoDB-wire server:
-a later connection event is never replaced by an older one, and presence rows
-of an instance whose lease expired are not listed.
+a later connection event is never replaced by an older one, the rooms each
+member joined are remembered (boundedly), and presence rows of an instance
+whose lease expired are not listed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from persistence import LastConnect
+from persistence import InMemoryConnectionLog, LastConnect
+from persistence.connections import MAX_MEMBER_ROOMS
 from persistence.mongo_connections import MongoConnectionLog
 from persistence.mongo_presence import MongoPresence
 
@@ -60,3 +62,40 @@ async def test_presence_ignores_expired_leases(database: AsyncDatabase[dict[str,
     await b.close()
     await a.close()
     assert await database["presence"].count_documents({}) == 0
+
+
+async def test_connection_log_remembers_the_rooms_joined(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    log = MongoConnectionLog(database)
+    await log.start()
+    log.record(LastConnect(7, "tab", 1_000_000_000_000_000_000))
+    for room in (6, 4, 6):
+        log.joined(7, room)
+    log.joined(8, 5)  # no connect recorded: no document to add to
+    await log.close()
+    assert await log.rooms(7) == [4, 6]
+    assert await log.rooms(8) == []
+    log = MongoConnectionLog(database)  # another instance, and a later connect
+    await log.start()
+    log.record(LastConnect(7, "later", 2_000_000_000_000_000_000))
+    log.joined(7, 5)
+    await log.close()
+    assert await log.rooms(7) == [4, 5, 6]
+    assert (await log.last_connect(7)) == LastConnect(7, "later", 2_000_000_000_000_000_000)
+
+
+async def test_connection_log_remembers_a_bounded_number_of_rooms(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    log = MongoConnectionLog(database)
+    await log.start()
+    log.record(LastConnect(7, "tab", 1_000_000_000_000_000_000))
+    for room in range(MAX_MEMBER_ROOMS + 5):
+        log.joined(7, room)
+    await log.close()
+    assert await log.rooms(7) == list(range(MAX_MEMBER_ROOMS))
+    memory = InMemoryConnectionLog()
+    for room in range(MAX_MEMBER_ROOMS + 5):
+        memory.joined(7, room)
+    assert await memory.rooms(7) == list(range(MAX_MEMBER_ROOMS))

@@ -97,6 +97,7 @@ class StompConnection:
         "_awaiting",
         "_bytes_before_connect",
         "_close",
+        "_closed_by",
         "_closer",
         "_completer",
         "_drain_timer",
@@ -139,6 +140,7 @@ class StompConnection:
         self._writer: asyncio.Task[None] | None = None  # while the socket is backed up, or closing
         self._frames_this_turn = 0
         self._close: tuple[int, str] | None = None
+        self._closed_by = "gateway"
         self._acks: dict[str, Subscription] = {}
         self._ack_ids = itertools.count()
         self._monitor: HeartBeatMonitor | None = None
@@ -190,8 +192,22 @@ class StompConnection:
             error = ProtocolError("internal error", details="the server failed; see its log")
             self.fail(error, CloseCode.INTERNAL_ERROR)
         finally:
-            self.close(CloseCode.NORMAL_CLOSURE, "client closed the connection")
+            self.close(*self._websocket_close())
             await self._finish()
+
+    def _websocket_close(self) -> tuple[int, str, str]:
+        """
+        The code and reason of a close the gateway did not ask for, and who
+        started it (RFC 6455 §7.1.5): ``websockets`` itself (1009 message too
+        big, 1007 invalid UTF-8, 1011 keepalive timeout) or the client.
+        """
+        protocol = self.websocket.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+            return sent.code, sent.reason, "gateway"
+        if received is not None:
+            return received.code, received.reason or "client closed the connection", "client"
+        return CloseCode.ABNORMAL_CLOSURE, "connection lost", "client"
 
     async def _finish(self) -> None:
         for timer in (self._timer, self._drain_timer):
@@ -210,24 +226,27 @@ class StompConnection:
             writer.cancel()
         code, reason = self._close or (CloseCode.NORMAL_CLOSURE, "")
         logger.info(
-            "session %s closed remote=%s code=%d reason=%s subscriptions_removed=%d",
+            "session %s closed remote=%s code=%d reason=%s closed_by=%s subscriptions_removed=%d",
             self.id,
             self.remote,
             code,
             reason,
+            self._closed_by,
             self._released,
             extra=self._fields("closed", reason),
         )
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, by: str = "gateway") -> None:
         """
-        Write out what is queued, then close the WebSocket.
+        Write out what is queued, then close the WebSocket; ``by`` tells who
+        started the close (``gateway`` or ``client``) for the log.
 
         Nothing more is delivered, and the session's subscriptions go as soon
         as the current fan-out (which may be iterating over them) is done.
         """
         if self._close is None:
             self._close = (code, reason)
+            self._closed_by = by
             self._loop.call_soon(self._release)
             self._schedule_flush()
 
@@ -390,7 +409,7 @@ class StompConnection:
             # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
             self._send(receipt_frame(receipt, extra))
         if frame.command is Command.DISCONNECT:
-            self.close(CloseCode.NORMAL_CLOSURE, "client disconnected")
+            self.close(CloseCode.NORMAL_CLOSURE, "client disconnected", by="client")
 
     def _prepare(self, frame: Frame) -> Action:
         """

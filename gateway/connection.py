@@ -104,6 +104,7 @@ class StompConnection:
         "_flush_due",
         "_frames_this_turn",
         "_going_away",
+        "_holding",
         "_loop",
         "_low_water",
         "_metrics",
@@ -154,6 +155,7 @@ class StompConnection:
         # Held while a WebSocket message is handled; after going_away() nothing more is.
         self._reading = asyncio.Lock()
         self._going_away = False
+        self._holding = False  # the gateway leaves the client's socket unread, see _unread
         self._bytes_before_connect = 0
         self._sends = TokenBucket(
             gateway.config.send_rate, gateway.config.send_burst, self._loop.time()
@@ -347,7 +349,12 @@ class StompConnection:
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
         error = None
+        if self.gateway.config.send_rate_policy == "throttle" and frame.command is Command.SEND:
+            await self._throttle()
+            if self._close is not None:
+                return  # closed meanwhile (heart-beat, slow consumer): nothing more is done
         try:
+            self._charge(effects)
             # Check every effect before any takes place: a COMMIT whose held
             # frames include a bad one is refused as a whole.
             actions = [self._prepare(effect) for effect in effects]
@@ -377,7 +384,7 @@ class StompConnection:
         if self._completer is None:
             self._completer = asyncio.create_task(self._complete())
         if len(self._awaiting) > MAX_IN_FLIGHT:
-            await asyncio.wait({self._completer})  # back-pressure on this client
+            await self._unread(asyncio.wait({self._completer}))  # back-pressure on this client
 
     async def _complete(self) -> None:
         """
@@ -402,6 +409,57 @@ class StompConnection:
                     self._report(error, frame, receipt)
         finally:
             self._completer = None
+
+    async def _throttle(self) -> None:
+        """
+        Charge a SEND, in a transaction or not, as it is read; over the rate,
+        stop reading until the bucket is out of debt (back-pressure, as
+        RabbitMQ's flow control): nothing is refused, the client slows down.
+        A transaction's SENDs are paced as they come, so any COMMIT can succeed.
+        """
+        delay = self._sends.borrow(self._loop.time())
+        if delay:
+            self._metrics.throttled_seconds += delay
+            await self._unread(asyncio.sleep(delay))
+
+    def _charge(self, effects: list[Frame]) -> None:
+        """
+        With ``--send-rate-policy reject``, charge the SENDs about to take
+        effect (a COMMIT's, together); refuse them all, spending nothing,
+        when the bucket lacks tokens for them.
+
+        Raises:
+            ApplicationError: Over the rate.
+
+        """
+        config = self.gateway.config
+        if config.send_rate_policy != "reject":
+            return
+        sends = sum(effect.command is Command.SEND for effect in effects)
+        if sends > config.send_burst:
+            raise ApplicationError(
+                f"rate limit exceeded: the transaction holds {sends} SENDs, "
+                f"more than --send-burst {config.send_burst}"
+            )
+        if sends and not self._sends.take(self._loop.time(), sends):
+            raise ApplicationError(
+                f"rate limit exceeded: at most {config.send_rate:g} SENDs per second"
+            )
+
+    async def _unread(self, waiting: Awaitable[object]) -> None:
+        """
+        Await ``waiting`` with the client's socket unread. Meanwhile what the
+        client sent waits in the socket unseen, so its silence is not judged
+        (STOMP 1.2 §Heart-beating counts any data received), and is timed
+        afresh from when reading resumes.
+        """
+        self._holding = True
+        try:
+            await waiting
+        finally:
+            self._holding = False
+            if self._monitor is not None:
+                self._monitor.received(self._loop.time())
 
     def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
@@ -554,10 +612,6 @@ class StompConnection:
         self.gateway.connection_log.record(LastConnect(self.member.id, self.id, time.time_ns()))
 
     def _prepare_send(self, frame: Frame) -> Action:
-        if not self._sends.take(self._loop.time()):
-            raise ApplicationError(
-                f"rate limit exceeded: at most {self.gateway.config.send_rate:g} SENDs per second"
-            )
         destination = frame.get("destination", "")
         try:
             route = self.gateway.router.route_send(destination)
@@ -876,6 +930,8 @@ class StompConnection:
         monitor = self._monitor
         if monitor is None or self._close is not None:
             return None
+        if self._holding:
+            monitor.received(now)  # its data waits unread, see _unread
         if monitor.timed_out(now):
             self._metrics.heartbeat_timeouts += 1
             logger.info(

@@ -115,13 +115,20 @@ def texts(node: NodeClient, client: str) -> list[str]:
 
 
 async def stompjs_connect(node: NodeClient, gateway: Gateway, client: str) -> None:
-    await node.do("connect", client=client, url=nodejs.ws_url(gateway.port))
+    """Connect a stompjs client beating every second both ways."""
+    await node.do(
+        "connect",
+        client=client,
+        url=nodejs.ws_url(gateway.port),
+        heartbeatIncoming=1000,
+        heartbeatOutgoing=1000,
+    )
 
 
 async def test_a_flood_of_sends_is_throttled_not_refused(
     make_gateway: GatewayFactory, spawn: Spawn
 ) -> None:
-    gateway = await make_gateway(**SLOW_SENDS)
+    gateway = await make_gateway(heartbeat_interval=1000, heartbeat_floor=1000, **SLOW_SENDS)
     node = await spawn()
     for client in ("sender", "other", "watcher"):
         await stompjs_connect(node, gateway, client)
@@ -145,7 +152,8 @@ async def test_a_flood_of_sends_is_throttled_not_refused(
     assert watched.index("meanwhile") < FLOOD  # delivered while the flood was throttled
     assert node.messages("sender") == []  # no rate-limit error on /user/queue/errors
     assert gateway.metrics.throttled_seconds > 0
-    await node.finish()
+    assert gateway.metrics.heartbeat_timeouts == 0
+    await node.finish()  # and no heartbeatLost: the server beat throughout
 
 
 def packed_sends(count: int, **headers: str) -> bytes:

@@ -30,13 +30,13 @@ class TokenBucket:
         self._tokens -= count
         return True
 
-    def borrow(self, now: float, count: int = 1) -> float:
+    def borrow(self, now: float) -> float:
         """
-        Spend ``count`` tokens, into debt if need be; return the seconds until
-        the bucket is out of debt, when the events may take place at the rate.
+        Spend a token, into debt if need be; return the seconds until the
+        bucket is out of debt, when the event may take place at the rate.
         """
         self._refill(now)
-        self._tokens -= count
+        self._tokens -= 1
         return max(0.0, -self._tokens / self.rate)
 
     def _refill(self, now: float) -> None:

@@ -152,6 +152,12 @@ async def test_a_flood_of_sends_is_throttled_not_refused(
     assert watched.index("meanwhile") < FLOOD  # delivered while the flood was throttled
     assert node.messages("sender") == []  # no rate-limit error on /user/queue/errors
     assert gateway.metrics.throttled_seconds > 0
+    [exported] = [
+        line
+        for line in gateway.metrics.render().decode().splitlines()
+        if line.startswith("stomp_gateway_send_throttled_seconds_total ")
+    ]
+    assert float(exported.split()[1]) == gateway.metrics.throttled_seconds
     assert gateway.metrics.heartbeat_timeouts == 0
     await node.finish()  # and no heartbeatLost: the server beat throughout
 

@@ -290,8 +290,9 @@ class StompConnection:
         Stop handling frames, let the SENDs awaiting the bus finish (their
         RECEIPTs go out first), then send ERROR and close with 1001.
 
-        Frames arriving after this are dropped unanswered: without a RECEIPT
-        the client knows they were not taken.
+        Frames arriving after this, and those of the message being handled
+        that were not reached yet (a throttled client's), are dropped
+        unanswered: without a RECEIPT the client knows they were not taken.
         """
         self._going_away = True
         async with self._reading:  # the message being handled, if any, completes
@@ -334,8 +335,8 @@ class StompConnection:
                 )
         for frame, effects in self.session.receive_data(data):
             await self._handle(frame, effects)
-            if self.session.state is State.CLOSED:
-                return
+            if self.session.state is State.CLOSED or self._going_away:
+                return  # the rest is dropped unanswered, see going_away
             self._frames_this_turn += 1
             if self._frames_this_turn >= FRAMES_PER_TURN:
                 # Let the loop write out what these frames queued, and serve others.

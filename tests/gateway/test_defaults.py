@@ -217,6 +217,25 @@ async def test_a_throttled_client_that_beats_is_not_dropped_and_keeps_receiving(
     assert gateway.metrics.heartbeat_timeouts == 0
 
 
+async def test_shutdown_does_not_wait_for_a_throttled_flood(make_gateway: GatewayFactory) -> None:
+    # 300 SENDs at 1/s would hold the reader for five minutes.
+    gateway = await make_gateway(send_rate=1.0, send_burst=1, shutdown_timeout=30.0)
+    async with await StompTestClient.open(gateway.port) as client:
+        await client.connect("1.2")
+        await client.subscribe("/sub/chat/4", "room")
+        await client.send_raw(packed_sends(FLOOD))
+        await client.expect(Command.MESSAGE)  # the first, within the burst: now throttled
+        await gateway.shutdown()
+        frames, code = await client.read_until_closed()
+    *messages, error = frames  # the SEND being throttled may still take effect
+    assert len(messages) <= 1
+    assert all(frame.command is Command.MESSAGE for frame in messages)
+    assert error.command is Command.ERROR
+    assert error.get("message") == "server shutting down"
+    assert code == 1001
+    assert gateway.metrics.frames_received[Command.SEND] < 5
+
+
 async def test_a_transaction_larger_than_the_burst_commits(make_gateway: GatewayFactory) -> None:
     gateway = await make_gateway(**SLOW_SENDS)
     async with await StompTestClient.open(gateway.port) as client:

@@ -57,7 +57,10 @@ class RecentMessages:
             oldest = self._records.popleft()
             self._by_id.pop(oldest[0], None)
             self._bytes -= len(oldest[4])
-        kept = (message_id, room_id, record.partition, record.offset, record.value)
+        # An exact-size copy: the bytes orjson makes keep their whole buffer
+        # (4 KiB at least, eight bytes a character of a long text).
+        value = bytes(memoryview(record.value))
+        kept = (message_id, room_id, record.partition, record.offset, value)
         self._records.append(kept)
         self._by_id[message_id] = kept
         self._bytes += size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -75,3 +76,18 @@ def test_matches_a_model_bounded_by_count_and_bytes(
         ):
             kept.pop(0)
     assert [m for m, _ in recent.after(1, -1)] == kept
+
+
+def test_kept_records_take_about_their_length() -> None:
+    # The in-memory bus hands over the bytes orjson made, whose buffer is much larger.
+    recent = RecentMessages(10_000)
+    messages = [placed(offset) for offset in range(2000)]
+    tracemalloc.start()
+    try:
+        for message in messages:
+            add(recent, message)
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    length = len(messages[0].to_json())
+    assert kept < 2000 * (length + 400)  # the JSON, its tuple and index entries

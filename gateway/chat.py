@@ -73,7 +73,8 @@ class ChatService:
         registry: Local subscriptions, for the fan-out.
         router: Destination names.
         zone: Time zone of ``createAt``.
-        max_message_length: Longest message text, in characters.
+        max_message_length: Longest message text, in characters (0: no bound).
+        max_nickname_length: Longest nickname, in characters.
         recent: The buffer of recent messages kept for recovery.
         metrics: Where publications, deliveries and fan-out latency are counted.
 
@@ -87,6 +88,7 @@ class ChatService:
         *,
         zone: zoneinfo.ZoneInfo,
         max_message_length: int,
+        max_nickname_length: int,
         recent: RecentMessages,
         metrics: Metrics | None = None,
     ) -> None:
@@ -96,6 +98,7 @@ class ChatService:
         self.router = router
         self.zone = zone
         self.max_message_length = max_message_length
+        self.max_nickname_length = max_nickname_length
         self.recent = recent
         bus.add_listener(self.fan_out)
 
@@ -148,14 +151,18 @@ class ChatService:
         file_name = _optional_str(fields, "fileName")
         if text is None and file_id is None:
             raise ApplicationError("a chat message needs message, or fileId and fileName")
-        if text is not None and len(text) > self.max_message_length:
+        if self.max_message_length and text is not None and len(text) > self.max_message_length:
             raise ApplicationError(f"message is longer than {self.max_message_length} characters")
+        member_id = _member_id(fields)
+        nickname = _required_str(fields, "nickname")
+        if len(nickname) > self.max_nickname_length:
+            raise ApplicationError(f"nickname is longer than {self.max_nickname_length} characters")
         now_ns = time.time_ns()
         return ChatMessage(
             id=new_object_id(now_ns / 1e9),
             chat_room_id=room_id,
-            member_id=_member_id(fields),
-            nickname=_required_str(fields, "nickname"),
+            member_id=member_id,
+            nickname=nickname,
             message=text,
             file_id=file_id,
             file_name=file_name,

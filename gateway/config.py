@@ -33,6 +33,9 @@ __all__ = [
 ENV_PREFIX = "STOMP_GATEWAY_"
 MASK = "*****"
 # The password of a URI: scheme://user:PASSWORD@host...
+# What a MESSAGE may add to the frame it carries (headers, the chat JSON's own
+# fields) and the small frames queued with it: the outbound queue must hold both.
+FRAME_HEADROOM = 1024
 _URI_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
@@ -54,7 +57,8 @@ class Config:
     max_frame_size: int = 64 * 1024
     max_headers: int = 64
     max_header_line: int = 8 * 1024
-    max_message_length: int = 10_000
+    max_message_length: int = 0
+    max_nickname_length: int = 100
     max_pending_acks: int = 10_000
     max_outbound_bytes: int = 512 * 1024
     outbound_low_water: int = 64 * 1024
@@ -64,6 +68,7 @@ class Config:
     max_connections_per_address: int = 100
     send_rate: float = 50.0
     send_burst: int = 100
+    send_rate_policy: str = "throttle"
     handshake_timeout: float = 10.0
     allowed_origin: tuple[str, ...] = ()
     jwt_secret: str = ""
@@ -83,6 +88,7 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     history_size: int = 1000
+    history_bytes: int = 4 * 2**20
     timezone: str = "UTC"
     permessage_deflate: bool = False
     demo_page: bool = True
@@ -101,6 +107,7 @@ class Config:
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
     recovery_buffer: int = 10_000
+    recovery_buffer_bytes: int = 16 * 2**20
     service_token: str = ""
     member_header: str = ""
     presence_ttl: float = 15.0
@@ -123,6 +130,12 @@ class Config:
             return "--room-authorization http needs --room-authorization-url"
         if bool(self.tls_cert) != bool(self.tls_key):
             return "--tls-cert and --tls-key go together"
+        if self.max_outbound_bytes < self.max_frame_size + FRAME_HEADROOM:
+            return (
+                f"--max-outbound-bytes ({self.max_outbound_bytes}) must be at least "
+                f"--max-frame-size ({self.max_frame_size}) + {FRAME_HEADROOM}: else every "
+                "subscriber of one large message is closed as a slow consumer"
+            )
         return None
 
 
@@ -303,7 +316,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("max-header-line", "Longest header line, in bytes.", _positive_int, metavar="N"),
     Option(
         "max-message-length",
-        "Longest chat message text, in characters.",
+        "Longest chat message text, in characters (0: no bound but --max-frame-size).",
+        _non_negative_int,
+        metavar="N",
+    ),
+    Option(
+        "max-nickname-length",
+        "Longest nickname of a chat message, in characters.",
         _positive_int,
         metavar="N",
     ),
@@ -315,7 +334,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-outbound-bytes",
-        "Bytes queued for a connection above which it is closed at once as a slow consumer.",
+        "Bytes queued for a connection above which it is closed at once as a slow consumer "
+        "(at least --max-frame-size + 1024, so that one message always fits).",
         _positive_int,
         metavar="N",
     ),
@@ -347,12 +367,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "send-rate",
-        "SENDs per second a session may sustain (token bucket); more get an application error.",
+        "SENDs per second a session may sustain (token bucket); see --send-rate-policy.",
         _positive_float,
         metavar="N",
     ),
     Option(
         "send-burst", "SENDs a session may make at once (bucket size).", _positive_int, metavar="N"
+    ),
+    Option(
+        "send-rate-policy",
+        "A session over --send-rate: throttle (stop reading its socket until the bucket "
+        "refills; nothing is lost) or reject (the SEND gets an application error).",
+        choices=("throttle", "reject"),
     ),
     Option(
         "handshake-timeout",
@@ -452,6 +478,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "history-bytes",
+        "Bytes of messages (their strings' memory) kept per room by the in-memory store; "
+        "the oldest go first, the newest always stays.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
         "timezone",
         "Time zone of createAt (e.g. Asia/Seoul, as the seed).",
         _timezone,
@@ -539,6 +572,12 @@ OPTIONS: tuple[Option, ...] = (
         "recovery-buffer",
         "Newest messages (all rooms) kept for recovery while the store catches up.",
         _non_negative_int,
+        metavar="N",
+    ),
+    Option(
+        "recovery-buffer-bytes",
+        "Bytes of messages (their JSON) the recovery buffer keeps; the oldest go first.",
+        _positive_int,
         metavar="N",
     ),
     Option(

@@ -97,12 +97,14 @@ class StompConnection:
         "_awaiting",
         "_bytes_before_connect",
         "_close",
+        "_closed_by",
         "_closer",
         "_completer",
         "_drain_timer",
         "_flush_due",
         "_frames_this_turn",
         "_going_away",
+        "_holding",
         "_loop",
         "_low_water",
         "_metrics",
@@ -139,6 +141,7 @@ class StompConnection:
         self._writer: asyncio.Task[None] | None = None  # while the socket is backed up, or closing
         self._frames_this_turn = 0
         self._close: tuple[int, str] | None = None
+        self._closed_by = "gateway"
         self._acks: dict[str, Subscription] = {}
         self._ack_ids = itertools.count()
         self._monitor: HeartBeatMonitor | None = None
@@ -152,6 +155,7 @@ class StompConnection:
         # Held while a WebSocket message is handled; after going_away() nothing more is.
         self._reading = asyncio.Lock()
         self._going_away = False
+        self._holding = False  # the gateway leaves the client's socket unread, see _unread
         self._bytes_before_connect = 0
         self._sends = TokenBucket(
             gateway.config.send_rate, gateway.config.send_burst, self._loop.time()
@@ -190,8 +194,22 @@ class StompConnection:
             error = ProtocolError("internal error", details="the server failed; see its log")
             self.fail(error, CloseCode.INTERNAL_ERROR)
         finally:
-            self.close(CloseCode.NORMAL_CLOSURE, "client closed the connection")
+            self.close(*self._websocket_close())
             await self._finish()
+
+    def _websocket_close(self) -> tuple[int, str, str]:
+        """
+        The code and reason of a close the gateway did not ask for, and who
+        started it (RFC 6455 §7.1.5): ``websockets`` itself (1009 message too
+        big, 1007 invalid UTF-8, 1011 keepalive timeout) or the client.
+        """
+        protocol = self.websocket.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+            return sent.code, sent.reason, "gateway"
+        if received is not None:
+            return received.code, received.reason or "client closed the connection", "client"
+        return CloseCode.ABNORMAL_CLOSURE, "connection lost", "client"
 
     async def _finish(self) -> None:
         for timer in (self._timer, self._drain_timer):
@@ -210,24 +228,27 @@ class StompConnection:
             writer.cancel()
         code, reason = self._close or (CloseCode.NORMAL_CLOSURE, "")
         logger.info(
-            "session %s closed remote=%s code=%d reason=%s subscriptions_removed=%d",
+            "session %s closed remote=%s code=%d reason=%s closed_by=%s subscriptions_removed=%d",
             self.id,
             self.remote,
             code,
             reason,
+            self._closed_by,
             self._released,
             extra=self._fields("closed", reason),
         )
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, by: str = "gateway") -> None:
         """
-        Write out what is queued, then close the WebSocket.
+        Write out what is queued, then close the WebSocket; ``by`` tells who
+        started the close (``gateway`` or ``client``) for the log.
 
         Nothing more is delivered, and the session's subscriptions go as soon
         as the current fan-out (which may be iterating over them) is done.
         """
         if self._close is None:
             self._close = (code, reason)
+            self._closed_by = by
             self._loop.call_soon(self._release)
             self._schedule_flush()
 
@@ -269,8 +290,9 @@ class StompConnection:
         Stop handling frames, let the SENDs awaiting the bus finish (their
         RECEIPTs go out first), then send ERROR and close with 1001.
 
-        Frames arriving after this are dropped unanswered: without a RECEIPT
-        the client knows they were not taken.
+        Frames arriving after this, and those of the message being handled
+        that were not reached yet (a throttled client's), are dropped
+        unanswered: without a RECEIPT the client knows they were not taken.
         """
         self._going_away = True
         async with self._reading:  # the message being handled, if any, completes
@@ -313,8 +335,8 @@ class StompConnection:
                 )
         for frame, effects in self.session.receive_data(data):
             await self._handle(frame, effects)
-            if self.session.state is State.CLOSED:
-                return
+            if self.session.state is State.CLOSED or self._going_away:
+                return  # the rest is dropped unanswered, see going_away
             self._frames_this_turn += 1
             if self._frames_this_turn >= FRAMES_PER_TURN:
                 # Let the loop write out what these frames queued, and serve others.
@@ -328,7 +350,12 @@ class StompConnection:
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
         error = None
+        if self.gateway.config.send_rate_policy == "throttle" and frame.command is Command.SEND:
+            await self._throttle()
+            if self._close is not None:
+                return  # closed meanwhile (heart-beat, slow consumer): nothing more is done
         try:
+            self._charge(effects)
             # Check every effect before any takes place: a COMMIT whose held
             # frames include a bad one is refused as a whole.
             actions = [self._prepare(effect) for effect in effects]
@@ -358,7 +385,7 @@ class StompConnection:
         if self._completer is None:
             self._completer = asyncio.create_task(self._complete())
         if len(self._awaiting) > MAX_IN_FLIGHT:
-            await asyncio.wait({self._completer})  # back-pressure on this client
+            await self._unread(asyncio.wait({self._completer}))  # back-pressure on this client
 
     async def _complete(self) -> None:
         """
@@ -384,13 +411,64 @@ class StompConnection:
         finally:
             self._completer = None
 
+    async def _throttle(self) -> None:
+        """
+        Charge a SEND, in a transaction or not, as it is read; over the rate,
+        stop reading until the bucket is out of debt (back-pressure, as
+        RabbitMQ's flow control): nothing is refused, the client slows down.
+        A transaction's SENDs are paced as they come, so any COMMIT can succeed.
+        """
+        delay = self._sends.borrow(self._loop.time())
+        if delay:
+            self._metrics.throttled_seconds += delay
+            await self._unread(asyncio.sleep(delay))
+
+    def _charge(self, effects: list[Frame]) -> None:
+        """
+        With ``--send-rate-policy reject``, charge the SENDs about to take
+        effect (a COMMIT's, together); refuse them all, spending nothing,
+        when the bucket lacks tokens for them.
+
+        Raises:
+            ApplicationError: Over the rate.
+
+        """
+        config = self.gateway.config
+        if config.send_rate_policy != "reject":
+            return
+        sends = sum(effect.command is Command.SEND for effect in effects)
+        if sends > config.send_burst:
+            raise ApplicationError(
+                f"rate limit exceeded: the transaction holds {sends} SENDs, "
+                f"more than --send-burst {config.send_burst}"
+            )
+        if sends and not self._sends.take(self._loop.time(), sends):
+            raise ApplicationError(
+                f"rate limit exceeded: at most {config.send_rate:g} SENDs per second"
+            )
+
+    async def _unread(self, waiting: Awaitable[object]) -> None:
+        """
+        Await ``waiting`` with the client's socket unread. Meanwhile what the
+        client sent waits in the socket unseen, so its silence is not judged
+        (STOMP 1.2 §Heart-beating counts any data received), and is timed
+        afresh from when reading resumes.
+        """
+        self._holding = True
+        try:
+            await waiting
+        finally:
+            self._holding = False
+            if self._monitor is not None:
+                self._monitor.received(self._loop.time())
+
     def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
         if receipt is not None and frame.command not in (Command.CONNECT, Command.STOMP):
             # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
             self._send(receipt_frame(receipt, extra))
         if frame.command is Command.DISCONNECT:
-            self.close(CloseCode.NORMAL_CLOSURE, "client disconnected")
+            self.close(CloseCode.NORMAL_CLOSURE, "client disconnected", by="client")
 
     def _prepare(self, frame: Frame) -> Action:
         """
@@ -535,10 +613,6 @@ class StompConnection:
         self.gateway.connection_log.record(LastConnect(self.member.id, self.id, time.time_ns()))
 
     def _prepare_send(self, frame: Frame) -> Action:
-        if not self._sends.take(self._loop.time()):
-            raise ApplicationError(
-                f"rate limit exceeded: at most {self.gateway.config.send_rate:g} SENDs per second"
-            )
         destination = frame.get("destination", "")
         try:
             route = self.gateway.router.route_send(destination)
@@ -857,6 +931,8 @@ class StompConnection:
         monitor = self._monitor
         if monitor is None or self._close is not None:
             return None
+        if self._holding:
+            monitor.received(now)  # its data waits unread, see _unread
         if monitor.timed_out(now):
             self._metrics.heartbeat_timeouts += 1
             logger.info(

@@ -11,7 +11,9 @@ class TokenBucket:
     """
     At most ``rate`` events per second on average, ``burst`` at once.
 
-    Time is passed in, as seconds of a monotonic clock.
+    Events are either refused when the bucket lacks tokens (:meth:`take`), or
+    admitted into debt and delayed until it is repaid (:meth:`borrow`). Time
+    is passed in, as seconds of a monotonic clock.
     """
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
@@ -20,15 +22,27 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one; return whether there was."""
+    def take(self, now: float, count: int = 1) -> bool:
+        """Spend ``count`` tokens if there are as many; return whether there were."""
+        self._refill(now)
+        if self._tokens < count:
+            return False
+        self._tokens -= count
+        return True
+
+    def borrow(self, now: float) -> float:
+        """
+        Spend a token, into debt if need be; return the seconds until the
+        bucket is out of debt, when the event may take place at the rate.
+        """
+        self._refill(now)
+        self._tokens -= 1
+        return max(0.0, -self._tokens / self.rate)
+
+    def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._updated)
         self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
         self._updated = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
 
 class ConnectionCounts:

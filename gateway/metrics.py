@@ -62,6 +62,8 @@ class Metrics:
         messages_delivered: Chat messages queued to subscribers by the fan-out.
         slow_consumer_disconnects: Connections closed for queueing too much.
         heartbeat_timeouts: Connections closed for missing heart-beats.
+        throttled_seconds: Seconds sessions' sockets went unread for SENDing
+            over ``--send-rate`` (``--send-rate-policy throttle``).
         errors: ERROR frames and application errors, by :func:`error_reason`.
         handshakes_refused: WebSocket handshakes refused (origin, address limit), by reason.
         fanout_latency: Seconds from publish to queued on every local subscriber.
@@ -76,6 +78,7 @@ class Metrics:
         self.messages_delivered = 0
         self.slow_consumer_disconnects = 0
         self.heartbeat_timeouts = 0
+        self.throttled_seconds = 0.0
         self.errors: dict[str, int] = {}
         self.handshakes_refused: dict[str, int] = {}
         self.connections: Callable[[], int] = _zero
@@ -129,6 +132,11 @@ class Metrics:
             "Connections closed because the client's heart-beats stopped.",
             self.heartbeat_timeouts,
         )
+        yield _counter(
+            "send_throttled_seconds",
+            "Seconds sessions' sockets went unread because they sent over --send-rate.",
+            self.throttled_seconds,
+        )
         yield _by_reason("errors", "ERROR frames and application errors sent.", self.errors)
         yield _by_reason(
             "handshakes_refused",
@@ -157,7 +165,7 @@ def _gauge(name: str, documentation: str, value: int) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, documentation, value=value)
 
 
-def _counter(name: str, documentation: str, value: int) -> CounterMetricFamily:
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, documentation, value=value)
 
 

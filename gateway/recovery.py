@@ -32,26 +32,38 @@ class RecentMessages:
 
     Args:
         capacity: How many messages are kept; the oldest go first.
+        max_bytes: How many bytes of JSON are kept; the oldest go first, the
+            newest stays even alone over it.
 
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = 16 * 2**20) -> None:
         # (id, room, partition, offset, JSON): atoms only, which the garbage
         # collector stops tracking, so a full buffer adds nothing to its work.
         self._records: deque[_Record] = deque()
         self._by_id: dict[str, _Record] = {}
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._bytes = 0
 
     def add(self, message_id: str, room_id: int, record: Delivery) -> None:
         """Remember the message ``message_id`` of ``room_id``, read from the bus as ``record``."""
         if self.capacity <= 0:
             return
-        if len(self._records) >= self.capacity:
+        size = len(record.value)
+        while self._records and (
+            len(self._records) >= self.capacity or self._bytes + size > self.max_bytes
+        ):
             oldest = self._records.popleft()
             self._by_id.pop(oldest[0], None)
-        kept = (message_id, room_id, record.partition, record.offset, record.value)
+            self._bytes -= len(oldest[4])
+        # An exact-size copy: the bytes orjson makes keep their whole buffer
+        # (4 KiB at least, eight bytes a character of a long text).
+        value = bytes(memoryview(record.value))
+        kept = (message_id, room_id, record.partition, record.offset, value)
         self._records.append(kept)
         self._by_id[message_id] = kept
+        self._bytes += size
 
     def get(self, message_id: str) -> ChatMessage | None:
         record = self._by_id.get(message_id)

@@ -82,7 +82,7 @@ def make_bus(config: Config) -> MessageBus:
 def make_store(config: Config) -> MessageStore:
     """Return the MongoDB store when ``--mongo-uri`` is set, else the in-memory one."""
     if not config.mongo_uri:
-        return InMemoryStore(config.history_size)
+        return InMemoryStore(config.history_size, config.history_bytes)
     from persistence.mongo import MongoStore  # pymongo only when asked for
 
     return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
@@ -174,7 +174,8 @@ class Gateway:
             self.router,
             zone=zoneinfo.ZoneInfo(config.timezone),
             max_message_length=config.max_message_length,
-            recent=RecentMessages(config.recovery_buffer),
+            max_nickname_length=config.max_nickname_length,
+            recent=RecentMessages(config.recovery_buffer, config.recovery_buffer_bytes),
             metrics=self.metrics,
         )
         self.persister = Persister(self.bus, self.store)

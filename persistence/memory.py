@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from collections import deque
 from collections.abc import Sequence
 
@@ -17,21 +18,26 @@ class _Room:
     # (position, id, row): atoms only, so the garbage collector leaves them alone.
     messages: deque[tuple[int, str, ChatRow]]
     positions: dict[str, int] = dataclasses.field(default_factory=dict)
+    size: int = 0  # bytes of the messages' strings, see _size
 
 
 class InMemoryStore:
     """
-    Keeps the newest ``per_room`` messages of every room.
+    Keeps the newest messages of every room, at most ``per_room`` of them
+    and ``bytes_per_room`` bytes of their strings; older ones are dropped,
+    the newest is always kept.
 
     Args:
-        per_room: How many messages each room keeps; older ones are dropped.
+        per_room: How many messages each room keeps.
+        bytes_per_room: How many bytes (of :func:`_size`) each room keeps.
 
     """
 
     shared = False  # each process keeps its own
 
-    def __init__(self, per_room: int = 1000) -> None:
+    def __init__(self, per_room: int = 1000, bytes_per_room: int = 4 * 2**20) -> None:
         self.per_room = per_room
+        self.bytes_per_room = bytes_per_room
         self._rooms: dict[int, _Room] = {}
         self._sequence = itertools.count()
 
@@ -48,12 +54,18 @@ class InMemoryStore:
                 room = self._rooms[message.chat_room_id] = _Room(deque())
             if message.id in room.positions:
                 continue
-            if len(room.messages) >= self.per_room:
-                _, dropped, _ = room.messages.popleft()
+            row = message.row()
+            size = _size(row)
+            while room.messages and (
+                len(room.messages) >= self.per_room or room.size + size > self.bytes_per_room
+            ):
+                _, dropped, old = room.messages.popleft()
                 del room.positions[dropped]
+                room.size -= _size(old)
             position = next(self._sequence)
-            room.messages.append((position, message.id, message.row()))
+            room.messages.append((position, message.id, row))
             room.positions[message.id] = position
+            room.size += size
 
     async def history(self, room_id: int, *, before: str | None, limit: int) -> list[ChatMessage]:
         room = self._rooms.get(room_id)
@@ -98,3 +110,8 @@ class InMemoryStore:
 
     async def check(self) -> str | None:
         return None
+
+
+def _size(row: ChatRow) -> int:
+    """The memory a row's strings take, in bytes: what grows with what clients send."""
+    return sum(sys.getsizeof(field) for field in row if isinstance(field, str))

@@ -118,6 +118,7 @@ async def gateway() -> AsyncIterator[Gateway]:
             room_authorization="claim",
             connect_timeout=CONNECT_TIMEOUT,
             max_message_length=10_000,
+            send_rate_policy="reject",
         )
     )
     await gateway.start()

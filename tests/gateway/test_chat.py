@@ -129,6 +129,7 @@ def service() -> ChatService:
         router,
         zone=SEOUL,
         max_message_length=5,
+        max_nickname_length=20,
         recent=RecentMessages(100),
     )
 

@@ -34,10 +34,14 @@ def test_defaults() -> None:
     assert config.max_frame_size == 65_536
     assert config.max_headers == 64
     assert config.max_header_line == 8_192
-    assert config.max_message_length == 10_000
+    assert config.max_message_length == 0  # off: the frame is the bound, as in the seed
+    assert config.max_nickname_length == 100
     assert config.max_pending_acks == 10_000
     assert config.max_outbound_bytes == 524_288
     assert config.history_size == 1000
+    assert config.history_bytes == 4 * 2**20
+    assert config.recovery_buffer_bytes == 16 * 2**20
+    assert config.send_rate_policy == "throttle"
     assert config.timezone == "UTC"
     assert config.permessage_deflate is False
     assert config.shutdown_timeout == 10.0
@@ -79,7 +83,9 @@ def test_the_process_environment_is_not_read_when_one_is_given(
         (env(heartbeat_tolerance="2.5"), {"heartbeat_tolerance": 2.5}),
         (env(connect_timeout="0.25"), {"connect_timeout": 0.25}),
         (env(max_frame_size="1024"), {"max_frame_size": 1024}),
-        (env(max_outbound_bytes="99"), {"max_outbound_bytes": 99}),
+        (env(max_outbound_bytes="99999"), {"max_outbound_bytes": 99999}),
+        (env(send_rate_policy="reject"), {"send_rate_policy": "reject"}),
+        (env(max_message_length="0"), {"max_message_length": 0}),
         (env(history_size="5"), {"history_size": 5}),
         (env(timezone="Asia/Seoul"), {"timezone": "Asia/Seoul"}),
         (env(log_level="debug"), {"log_level": "debug"}),
@@ -186,6 +192,10 @@ def test_command_line_beats_environment() -> None:
         env(max_frame_size="0"),
         env(max_headers="-5"),
         env(max_message_length="ten"),
+        env(max_message_length="-1"),
+        env(max_nickname_length="0"),
+        env(send_rate_policy="drop"),
+        env(history_bytes="0"),
         env(history_size="0"),
         env(timezone="Mars/Olympus_Mons"),
         env(timezone=""),

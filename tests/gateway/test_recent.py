@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tracemalloc
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.recovery import RecentMessages
 from kafka_bridge import Delivery
 from persistence import ChatMessage
@@ -52,3 +58,36 @@ def test_kept_messages_add_no_work_for_the_garbage_collector() -> None:
     for offset in range(5000):
         add(recent, placed(offset))
     assert tracked_objects() - before < 100
+
+
+@given(st.lists(st.integers(0, 400), max_size=50), st.integers(1, 10), st.integers(1, 2000))
+def test_matches_a_model_bounded_by_count_and_bytes(
+    lengths: list[int], capacity: int, max_bytes: int
+) -> None:
+    recent = RecentMessages(capacity, max_bytes)
+    kept: list[ChatMessage] = []
+    for offset, length in enumerate(lengths):
+        message = dataclasses.replace(placed(offset), message="x" * length)
+        add(recent, message)
+        kept.append(message)
+        # The newest stays; older ones go while over either bound.
+        while len(kept) > 1 and (
+            len(kept) > capacity or sum(len(m.to_json()) for m in kept) > max_bytes
+        ):
+            kept.pop(0)
+    assert [m for m, _ in recent.after(1, -1)] == kept
+
+
+def test_kept_records_take_about_their_length() -> None:
+    # The in-memory bus hands over the bytes orjson made, whose buffer is much larger.
+    recent = RecentMessages(10_000)
+    messages = [placed(offset) for offset in range(2000)]
+    tracemalloc.start()
+    try:
+        for message in messages:
+            add(recent, message)
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    length = len(messages[0].to_json())
+    assert kept < 2000 * (length + 400)  # the JSON, its tuple and index entries

@@ -1442,7 +1442,7 @@ async def test_slow_consumer_is_disconnected(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="gateway")
     gateway = await make_gateway(
-        allow_broker_send=True, max_outbound_bytes=300_000, max_frame_size=300_000
+        allow_broker_send=True, max_outbound_bytes=300_000, max_frame_size=250_000
     )
     # A client that stops reading: a small receive buffer, one message queued at most.
     sock = socket.socket()

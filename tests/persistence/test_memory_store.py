@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from hypothesis import given
@@ -153,3 +154,32 @@ async def test_kept_messages_add_no_work_for_the_garbage_collector() -> None:
     await store.save([message(room=1) for _ in range(5000)])
     assert tracked_objects() - before < 100
     assert len(await store.history(1, before=None, limit=10_000)) == 5001
+
+
+def _strings_size(kept: ChatMessage) -> int:
+    """The model's measure of a message: the memory of its strings."""
+    return sum(sys.getsizeof(s) for s in kept.row() if isinstance(s, str))
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 2), st.integers(0, 3000)), max_size=40),
+    st.integers(1, 8),
+    st.integers(1, 20_000),
+)
+async def test_matches_a_model_bounded_by_bytes(
+    saves: list[tuple[int, int]], per_room: int, bytes_per_room: int
+) -> None:
+    store = InMemoryStore(per_room=per_room, bytes_per_room=bytes_per_room)
+    model: dict[int, list[ChatMessage]] = {}
+    for room, length in saves:
+        candidate = message(room=room, text="x" * length)
+        await store.save([candidate])
+        kept = model.setdefault(room, [])
+        kept.append(candidate)
+        # The newest stays; older ones go while over either bound.
+        while len(kept) > 1 and (
+            len(kept) > per_room or sum(map(_strings_size, kept)) > bytes_per_room
+        ):
+            kept.pop(0)
+    for room in (1, 2):
+        assert await store.history(room, before=None, limit=100) == model.get(room, [])

@@ -26,6 +26,7 @@ from persistence import MessageStore, StoreError
 from .backend_api import BackendApi, BodyError
 from .http_responses import error_response, json_response, plain_response, preflight_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .numbers import saturating_int
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
 from .static_files import load_static_files
@@ -117,9 +118,10 @@ class GatewayConnection(ServerConnection):
         if len(lengths) > 1 or not (length := lengths.pop()).isdigit():
             # RFC 9112 §6.3: an invalid Content-Length is unrecoverable: 400.
             return self._hand_on(head, http.HTTPStatus.BAD_REQUEST, "invalid Content-Length")
-        if int(length) > self.max_body:
+        size = saturating_int(length.decode(), self.max_body + 1)
+        if size > self.max_body:
             return self._hand_on(head, http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        body_end = head_end + 4 + int(length)
+        body_end = head_end + 4 + size
         if len(held) < body_end:
             return None
         self.body = bytes(held[head_end + 4 : body_end])
@@ -310,6 +312,7 @@ def _limit(query: dict[str, list[str]]) -> int:
     text = _single(query, "limit")
     if text is None:
         return DEFAULT_LIMIT
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+    limit = saturating_int(text, MAX_LIMIT + 1) if text.isascii() and text.isdigit() else 0
+    if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(text)
+    return limit

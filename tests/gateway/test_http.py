@@ -17,6 +17,8 @@ from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 
 from .stomp_client import StompTestClient, chat_body, frame_bytes
 
+HUGE = "9" * 5000  # digits
+
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
@@ -183,6 +185,14 @@ async def test_history_size(make_gateway: GatewayFactory) -> None:
         "/v1/api/chat/1?before=" + "a" * 23,
         "/v1/api/chat/1?before=" + "a" * 25,
         f"/v1/api/chat/1?before={'a' * 24}&before={'b' * 24}",
+        # Numbers past int()'s 4,300 digits.
+        f"/v1/api/chat/{HUGE}",
+        f"/v1/api/chat/{HUGE}/messages?after={'a' * 24}",
+        f"/v1/api/chat/1?limit={HUGE}",
+        f"/v1/api/chat/{HUGE}/presence",
+        f"/v1/api/chat/last/message?rooms=1,{HUGE}",
+        f"/v1/api/chat/last/connect?memberId={HUGE}",
+        f"/v1/api/chat/last/connect?memberId={2**63}",  # beyond BSON's int64
     ],
 )
 async def test_bad_request(gateway: Gateway, path: str) -> None:

@@ -303,6 +303,71 @@ async def test_unparseable_record_is_skipped_by_gateway_fan_out(
     assert skipped[2].startswith("skipping record 1:2 (key '4')")
 
 
+def foreign_record(**changes: Any) -> bytes:
+    """A chat message in another producer's spacing: the fan-out parses it."""
+    fields = {
+        "id": "6727a1f0c3b5a24e1d9f0a11",
+        "chatRoomId": 4,
+        "memberId": 7,
+        "nickname": "n",
+        "message": "m",
+        "createAt": "2024-01-01T00:00:00",
+    }
+    return json.dumps({**fields, **changes}).encode()
+
+
+# Records another producer may write, each once a reason for the fan-out or the
+# persister to stop: int() of 5,000 digits, recursion 3,000 levels deep, an id
+# MongoDB cannot key by, a string BSON cannot carry.
+HOSTILE_RECORDS = {
+    "3000-deep": b'{"chatRoomId": 4, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "5000-digit-member": foreign_record().replace(b'"memberId": 7', b'"memberId": ' + b"9" * 5000),
+    "id-not-an-object-id": foreign_record(id="x\nERROR\nmessage:forged"),
+    "lone-surrogate": foreign_record(nickname="\ud800"),
+}
+
+
+@pytest.mark.parametrize("store", ["memory", pytest.param("mongo", marks=pytest.mark.mongo)])
+async def test_hostile_records_are_skipped_by_fan_out_and_persister(
+    make_gateway: GatewayFactory,
+    kafka_bootstrap: str,
+    created_kafka_topic: str,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    store: str,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    mongo_uri = request.getfixturevalue("mongo_db_uri") if store == "mongo" else ""
+    gateway = await make_gateway(
+        kafka_bootstrap=kafka_bootstrap, kafka_topic=created_kafka_topic, mongo_uri=mongo_uri
+    )
+    async with await StompTestClient.open(gateway.port) as client:
+        await client.connect()
+        await client.subscribe("/sub/chat/4")
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for record in HOSTILE_RECORDS.values():
+                await producer.send_and_wait(created_kafka_topic, record, key=b"4", partition=1)
+        finally:
+            await producer.stop()
+
+        await client.send_chat(4, chat_body("after the hostile records"))
+        frame = await client.expect(Command.MESSAGE, timeout=WAIT)
+        assert json.loads(frame.body)["message"] == "after the hostile records"
+        assert frame.get("x-offset") == str(len(HOSTILE_RECORDS))
+
+    async with asyncio.timeout(WAIT):
+        while not await gateway.store.history(4, before=None, limit=10):
+            await asyncio.sleep(0.05)
+    [stored] = await gateway.store.history(4, before=None, limit=10)
+    assert stored.message == "after the hostile records"
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(line.startswith("skipping record 1:") for line in lines) == len(HOSTILE_RECORDS)
+    assert sum(line.startswith("not storing record 1:") for line in lines) == len(HOSTILE_RECORDS)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
 async def test_start_waits_for_a_just_created_topic(
     make_bus: BusFactory, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -258,6 +258,26 @@ async def test_check_is_none_when_up(make_bus: BusFactory, created_kafka_topic: 
     assert await bus.check() == "the Kafka producer is not running"
 
 
+async def test_a_failing_listener_stops_no_delivery(
+    make_bus: BusFactory, created_kafka_topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = make_bus(partitions=3)
+
+    def fail_on_poison(delivery: Delivery) -> None:
+        if delivery.value == b"poison":
+            raise RuntimeError("a listener's bug")
+
+    bus.add_listener(fail_on_poison)
+    deliveries = collect(bus)
+    await bus.start()
+    for value in (b"before", b"poison", b"after"):
+        await publish(bus, "4", value)
+    received = await take(deliveries, 3)
+    assert [d.value for d in received] == [b"before", b"poison", b"after"]
+    [failure] = [r for r in caplog.records if r.exc_info]
+    assert failure.getMessage() == "listener failed on record 1:1 (key '4')"
+
+
 # A record the gateway cannot read.
 
 

@@ -131,6 +131,7 @@ def _hostile_test(surface: Surface) -> Callable[[ThreadedGateway], None]:
     @given(hostile=hostile_inputs(surface))
     def test(threaded_gateway: ThreadedGateway, hostile: tuple[bytes, bytes]) -> None:
         port = threaded_gateway.gateway.port
+        threaded_gateway.log.records.clear()  # each example answers for its own log
         outcome = threaded_gateway.run(send_hostile(port, surface, *hostile))
         threaded_gateway.check(surface, outcome)
 

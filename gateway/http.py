@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import SecurityError
 from websockets.http11 import Request, Response
+from websockets.streams import StreamReader
 
 from persistence import MessageStore, StoreError
 
@@ -71,6 +73,7 @@ class GatewayConnection(ServerConnection):
     method = "GET"  # the request's own method, whatever websockets is shown
     body = b""
     body_error: BodyError | None = None
+    head_error: str | None = None  # why websockets could not read the request head
     # Set by the STOMP connection once heart-beats are negotiated: takes what
     # one read brought when it is only a client heart-beat (gateway.wire).
     beats: Callable[[bytes], bool] | None = None
@@ -88,6 +91,11 @@ class GatewayConnection(ServerConnection):
         request = self._request(self._held)
         if request is not None:
             self._held = None
+            if (refusal := _refusal(request)) is not None:
+                # websockets would close the connection without an answer; RFC 9112 §3
+                # and RFC 9110 §5.5: an invalid request line or field value is refused, 400.
+                self.head_error, self._passing = refusal, False
+                request = b"GET / HTTP/1.1\r\n\r\n"
             super().data_received(request)
 
     def _request(self, held: bytearray) -> bytes | None:
@@ -97,7 +105,8 @@ class GatewayConnection(ServerConnection):
             return bytes(held) if len(held) >= _MAX_REQUEST_LINE else None
         method, space, rest = bytes(held[:line_end]).partition(b" ")
         if method == b"GET" or not (space and method.isalpha() and method.isupper()):
-            return bytes(held)  # websockets reads it, or refuses it
+            whole = method != b"GET" or b"\r\n\r\n" in held or len(held) >= _MAX_HEAD
+            return bytes(held) if whole else None  # websockets reads it, or refuses it
         self.method = method.decode()
         line = b"GET " + rest + b"\r\n"
         head_end = held.find(b"\r\n\r\n")
@@ -134,6 +143,24 @@ class GatewayConnection(ServerConnection):
             self.body_error = (status, reason or _REASONS[status].format(self.max_body))
         self._passing = False
         return head if head.endswith(b"\r\n\r\n") else head + b"\r\n"
+
+
+def _refusal(request: bytes) -> str | None:
+    """
+    Why websockets would drop ``request`` without an answer; None when it
+    reads its head, or answers it (414, 431).
+    """
+    reader = StreamReader()
+    reader.feed_data(request)
+    try:
+        next(Request.parse(reader.read_line))
+    except StopIteration:
+        return None
+    except SecurityError:
+        return None
+    except (ValueError, NotImplementedError) as exc:  # UnicodeDecodeError included
+        return f"malformed request head: {str(exc)[:200]}"
+    return None  # a head websockets reads, not whole yet
 
 
 def _field_name(field: bytes) -> bytes:
@@ -197,6 +224,8 @@ class HttpApi:
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if isinstance(connection, GatewayConnection) and connection.head_error is not None:
+            return error_response(http.HTTPStatus.BAD_REQUEST, connection.head_error)
         url = urllib.parse.urlsplit(request.path)
         method = connection.method if isinstance(connection, GatewayConnection) else "GET"
         if method == "OPTIONS":

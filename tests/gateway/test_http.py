@@ -263,6 +263,39 @@ async def test_raw_http_request(gateway: Gateway) -> None:
     assert body == b"[]"
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Hostile: \0\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Hostile: a\rb\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+        b"GET /v1/api/chat/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"\xff\xfe garbage\r\n\r\n",
+        b"POST /v1/api/chat/4/messages HTTP/1.1\r\nX: \0\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+    ids=[
+        "nul-in-field",
+        "cr-in-field",
+        "field-without-colon",
+        "non-ascii-target",
+        "http-2.0",
+        "garbage",
+        "nul-in-post-field",
+    ],
+)
+async def test_a_malformed_request_head_is_answered_400(
+    gateway: Gateway, request_bytes: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(request_bytes)
+    response = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
+    assert json.loads(body)["error"].startswith("malformed request head: ")
+
+
 async def test_a_method_header_sent_by_a_client_is_not_believed(gateway: Gateway) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
     writer.write(b"GET /v1/api/chat/4 HTTP/1.1\r\nHost: x\r\nX-Stomp-Gateway-Method: POST\r\n\r\n")

@@ -158,7 +158,7 @@ def _refusal(request: bytes) -> str | None:
         return None
     except SecurityError:
         return None
-    except (ValueError, NotImplementedError) as exc:  # UnicodeDecodeError included
+    except (EOFError, ValueError, NotImplementedError) as exc:  # EOFError: a line without CR
         return f"malformed request head: {str(exc)[:200]}"
     return None  # a head websockets reads, not whole yet
 

@@ -266,9 +266,12 @@ _PLACES: dict[Surface, tuple[bytes, ...]] = {
         _POST.replace(b"{q}", b"4").replace(b"{body}", b'{"memberId":{v},"nickname":"n"}'),
         _POST.replace(b"{body}", _CHAT),
         # Past the head, a body longer than any Content-Length the gateway reads.
-        _POST.replace(b"{q}", b"4").replace(b"{len}", b"{v}").replace(b"{body}", b"x" * 70_000),
+        _POST.replace(b"{q}", b"4").replace(b"{len}", b"{v}").replace(b"{body}", b"{70 KB}"),
     ),
 }
+
+
+_SESSIONS = itertools.count()  # SockJS session ids
 
 
 def hostile_inputs(surface: Surface) -> st.SearchStrategy[tuple[bytes, bytes]]:
@@ -288,7 +291,7 @@ class Outcome:
 async def send_hostile(port: int, surface: Surface, template: bytes, value: bytes) -> Outcome:
     """Send ``template`` holding ``value`` to the gateway on ``port``; return what came back."""
     data = template.replace(b"{q}", urllib.parse.quote_from_bytes(value, safe="").encode())
-    data = data.replace(b"{v}", value)
+    data = data.replace(b"{v}", value).replace(b"{70 KB}", b"x" * 70_000)
     if surface is Surface.HTTP:
         return await _http(port, data)
     return await _websocket(port, surface, data)
@@ -311,7 +314,7 @@ async def _http(port: int, request: bytes) -> Outcome:
 
 async def _websocket(port: int, surface: Surface, data: bytes) -> Outcome:
     sockjs = surface is Surface.SOCKJS
-    path = f"/ws/000/{random.getrandbits(32):x}/websocket" if sockjs else "/ws"
+    path = f"/ws/000/{next(_SESSIONS)}/websocket" if sockjs else "/ws"
     async with connect(f"ws://127.0.0.1:{port}{path}", max_size=None, close_timeout=2) as ws:
         if sockjs:
             assert await ws.recv() == "o"

@@ -2,8 +2,8 @@
 JSON from clients and other producers, read within bounds.
 
 Arrays and objects nested deeper than :data:`MAX_DEPTH` are refused before
-any parsing. orjson reads the rest when it is RFC 8259 JSON, integers beyond
-64 bits as floats; what it refuses (a byte order mark, NaN, a lone surrogate)
+any parsing. orjson reads the rest when it is RFC 8259 JSON, integers past
+-2**63 .. 2**64 - 1 as floats; what it refuses (a byte order mark, NaN, a lone surrogate)
 goes to the standard library, which reads long integers as floats too: its
 ``int()`` raises ``ValueError`` beyond 4,300 digits, and its parser
 ``RecursionError`` about a thousand levels deep.
@@ -21,7 +21,7 @@ import orjson
 __all__ = ["MAX_DEPTH", "InvalidJson", "load_json"]
 
 MAX_DEPTH = 512  # levels of arrays and objects; orjson's own bound is 1,024
-_LONG_DIGITS = len(str(-(2**63)))  # an integer this long or shorter is read exactly
+_LONG_DIGITS = len(str(-(2**63)))  # no integer orjson reads exactly is longer
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
@@ -64,4 +64,7 @@ def _too_deep(data: bytes) -> bool:
 
 
 def _integer(text: str) -> int | float:
-    return int(text) if len(text) <= _LONG_DIGITS else float(text)
+    """An integer as orjson reads it: exact from -2**63 to 2**64 - 1, else a float."""
+    if len(text) <= _LONG_DIGITS and -(2**63) <= (value := int(text)) < 2**64:
+        return value
+    return float(text)

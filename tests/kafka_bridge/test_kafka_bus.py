@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import pytest
@@ -281,6 +281,17 @@ async def test_a_failing_listener_stops_no_delivery(
 # A record the gateway cannot read.
 
 
+async def produce_to_room_4(bootstrap: str, topic: str, values: Iterable[bytes]) -> None:
+    """Write ``values`` as another producer would, keyed and placed like room 4's records."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=b"4", partition=4 % 3)
+    finally:
+        await producer.stop()
+
+
 async def test_unparseable_record_is_skipped_by_gateway_fan_out(
     make_gateway: GatewayFactory,
     kafka_bootstrap: str,
@@ -297,14 +308,8 @@ async def test_unparseable_record_is_skipped_by_gateway_fan_out(
         await client.connect()
         await client.subscribe("/sub/chat/4")
 
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            tp_partition = 4 % 3
-            for junk in (b"not json at all", b'{"chatRoomId": "four"}', b"\xff\xfe"):
-                await producer.send_and_wait(kafka_topic, junk, key=b"4", partition=tp_partition)
-        finally:
-            await producer.stop()
+        junk = [b"not json at all", b'{"chatRoomId": "four"}', b"\xff\xfe"]
+        await produce_to_room_4(kafka_bootstrap, kafka_topic, junk)
         # The bus hands the junk to the fan-out ...
         junk_deliveries = await take(deliveries, 3)
         assert [d.offset for d in junk_deliveries] == [0, 1, 2]
@@ -364,13 +369,7 @@ async def test_hostile_records_are_skipped_by_fan_out_and_persister(
     async with await StompTestClient.open(gateway.port) as client:
         await client.connect()
         await client.subscribe("/sub/chat/4")
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            for record in HOSTILE_RECORDS.values():
-                await producer.send_and_wait(created_kafka_topic, record, key=b"4", partition=1)
-        finally:
-            await producer.stop()
+        await produce_to_room_4(kafka_bootstrap, created_kafka_topic, HOSTILE_RECORDS.values())
 
         await client.send_chat(4, chat_body("after the hostile records"))
         frame = await client.expect(Command.MESSAGE, timeout=WAIT)

@@ -60,7 +60,7 @@ def _too_deep(data: bytes) -> bool:
     if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
         return False  # a scan could not find more levels than brackets
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    return max(itertools.accumulate(_STEP[byte] for byte in brackets)) > MAX_DEPTH
+    return max(itertools.accumulate(_STEP[byte] for byte in brackets), default=0) > MAX_DEPTH
 
 
 def _integer(text: str) -> int | float:

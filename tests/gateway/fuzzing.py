@@ -197,6 +197,8 @@ HOSTILE_VALUES: st.SearchStrategy[bytes] = st.one_of(
     ),
     # JSON nested past orjson's 1,024 levels and the standard library's recursion.
     st.builds(_nested, st.integers(500, 4_000), st.sampled_from([("[", "]"), ('{"a":', "}")])),
+    # Brackets inside a JSON string: no nesting at all.
+    st.integers(500, 4_000).map(lambda count: b'"' + b"[" * count + b'"'),
     # Control characters, escapes and a lone surrogate.
     st.text(st.sampled_from('\0\r\n:\\{}[]"9a\ud800'), max_size=40).map(
         lambda text: text.encode("utf-8", "surrogatepass")

@@ -66,9 +66,11 @@ def test_refuses_deeper_nesting(depth: int, leaf: str) -> None:
         load_json(_nested(depth, leaf))
 
 
-def test_brackets_inside_strings_are_not_nesting() -> None:
+@pytest.mark.parametrize("nan", [False, True])
+def test_brackets_inside_strings_are_not_nesting(nan: bool) -> None:
     text = "[{" * 5_000 + '\\"'
-    assert load_json(json.dumps([text, math.nan]).encode())[0] == text
+    assert load_json(json.dumps(text).encode()) == text
+    assert load_json(json.dumps([text, math.nan] if nan else [text]).encode())[0] == text
 
 
 @pytest.mark.parametrize("digits", [4_301, 20_000])
@@ -82,7 +84,10 @@ def test_integers_past_the_digit_limit_become_floats(digits: int, sign: str) -> 
 _JSONISH = st.text(st.sampled_from('[]{}"\\:,0123456789-eE.N')).map(str.encode)
 
 
-@given(st.binary(max_size=200) | _JSONISH)
+_BRACKETS = st.text(st.sampled_from('[]{}"\\ 1'), min_size=MAX_DEPTH, max_size=3 * MAX_DEPTH)
+
+
+@given(st.binary(max_size=200) | _JSONISH | _BRACKETS.map(str.encode))
 def test_any_bytes_parse_or_raise_invalid_json(data: bytes) -> None:
     with contextlib.suppress(InvalidJson):
         load_json(data)

@@ -57,8 +57,8 @@ def load_json(data: bytes, *, utf8_only: bool = False) -> Any:
 
 def _too_deep(data: bytes) -> bool:
     """Whether ``data``'s arrays and objects nest deeper than MAX_DEPTH (exact for valid JSON)."""
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return False  # a scan could not find more levels than brackets
+    if len(data) <= MAX_DEPTH or data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False  # a scan could not find more levels than there are brackets
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
     return max(itertools.accumulate(_STEP[byte] for byte in brackets), default=0) > MAX_DEPTH
 

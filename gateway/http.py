@@ -224,9 +224,9 @@ class HttpApi:
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        url = urllib.parse.urlsplit(request.path)
         if isinstance(connection, GatewayConnection) and connection.head_error is not None:
             return error_response(http.HTTPStatus.BAD_REQUEST, connection.head_error)
-        url = urllib.parse.urlsplit(request.path)
         method = connection.method if isinstance(connection, GatewayConnection) else "GET"
         if method == "OPTIONS":
             return preflight_response(

@@ -25,7 +25,6 @@ from persistence import ConnectionLog, MessageStore, PresenceStore
 
 from .chat import ApplicationError, ChatService, local_date_time
 from .http_responses import error_response, json_response
-from .numbers import saturating_int
 from .routing import RoutingError, parse_room_id
 
 __all__ = ["MAX_ROOMS", "BackendApi", "BodyError"]
@@ -170,12 +169,9 @@ def _one(query: Mapping[str, list[str]], name: str) -> str:
 
 def _member_id(query: Mapping[str, list[str]]) -> int:
     text = _one(query, "memberId")
-    member_id = saturating_int(text, 2**63) if text.isascii() and text.isdigit() else -1
-    if not 0 <= member_id < 2**63:  # BSON stores 64-bit integers
-        raise _Refused(
-            http.HTTPStatus.BAD_REQUEST, "memberId must be a non-negative 64-bit integer"
-        )
-    return member_id
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise _Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be a non-negative integer")
+    return int(text)
 
 
 def _rooms(query: Mapping[str, list[str]]) -> list[int]:

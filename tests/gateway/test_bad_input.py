@@ -317,6 +317,12 @@ CASES: dict[str, Case] = {
         error="authentication failed",
         details="Signature verification failed",
     ),
+    "jwt-member-5000-digits": Case(
+        (connect_frame(bearer(hs256("9" * 5000))),),
+        connect=False,
+        error="authentication failed",
+        details="claim sub is not an integer member id",
+    ),
     "unsigned-jwt": Case(
         (connect_frame(bearer(TOKEN.rsplit(".", 1)[0] + ".")),),
         connect=False,

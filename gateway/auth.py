@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from persistence import is_long
+
 from .identity import Member
+from .numbers import saturating_int
 
 if TYPE_CHECKING:
     from .config import Config
@@ -182,8 +185,8 @@ def _token(headers: Mapping[str, str]) -> str:
 
 def _integer(value: Any) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+        value = saturating_int(value, 2**63)
+    if isinstance(value, int) and not isinstance(value, bool) and is_long(value):
         return value
     return None
 

@@ -20,6 +20,7 @@ from protocol import MessageTemplate
 
 from .identity import Member
 from .metrics import Metrics
+from .numbers import saturating_int
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
@@ -254,7 +255,7 @@ def _as_member(fields: dict[str, Any], member: Member) -> dict[str, Any]:
 def _member_id(fields: dict[str, Any]) -> int:
     value = fields.get("memberId")
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
+        value = saturating_int(value, 2**63)
     if not isinstance(value, int) or isinstance(value, bool) or not is_long(value):
         raise ApplicationError("memberId must be a 64-bit integer")
     return value

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
+from persistence import InvalidJson, load_json
+
 __all__ = [
     "COALESCE_BYTES",
     "SOCKJS_HEARTBEAT_MS",
@@ -141,8 +143,10 @@ class SockJSFraming:
         if not message:
             return []  # sockjs-node ignores empty messages
         try:
-            payload = json.loads(message)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            payload = load_json(
+                message.encode() if isinstance(message, str) else message, utf8_only=True
+            )
+        except InvalidJson as exc:
             raise FramingError(f"invalid SockJS message: {exc}") from None
         if isinstance(payload, str):
             payload = [payload]

@@ -21,7 +21,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import SecurityError
 from websockets.http11 import Request, Response
+from websockets.streams import StreamReader
 
 from persistence import MessageStore, StoreError
 
@@ -29,6 +31,7 @@ from .access import Access, Caller
 from .backend_api import BackendApi, BodyError
 from .http_responses import Cors, Refused, error_response, json_response, plain_response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .numbers import saturating_int
 from .routing import RoutingError, parse_room_id
 from .sockjs import Route, info_response, route
 from .static_files import load_static_files
@@ -74,6 +77,7 @@ class GatewayConnection(ServerConnection):
     method = "GET"  # the request's own method, whatever websockets is shown
     body = b""
     body_error: BodyError | None = None
+    head_error: str | None = None  # why websockets could not read the request head
     # Set by the STOMP connection once heart-beats are negotiated: takes what
     # one read brought when it is only a client heart-beat (gateway.wire).
     beats: Callable[[bytes], bool] | None = None
@@ -91,6 +95,11 @@ class GatewayConnection(ServerConnection):
         request = self._request(self._held)
         if request is not None:
             self._held = None
+            if (refusal := _refusal(request)) is not None:
+                # websockets would close the connection without an answer; RFC 9112 §3
+                # and RFC 9110 §5.5: an invalid request line or field value is refused, 400.
+                self.head_error, self._passing = refusal, False
+                request = b"GET / HTTP/1.1\r\n\r\n"
             super().data_received(request)
 
     def _request(self, held: bytearray) -> bytes | None:
@@ -100,7 +109,8 @@ class GatewayConnection(ServerConnection):
             return bytes(held) if len(held) >= _MAX_REQUEST_LINE else None
         method, space, rest = bytes(held[:line_end]).partition(b" ")
         if method == b"GET" or not (space and method.isalpha() and method.isupper()):
-            return bytes(held)  # websockets reads it, or refuses it
+            whole = method != b"GET" or b"\r\n\r\n" in held or len(held) >= _MAX_HEAD
+            return bytes(held) if whole else None  # websockets reads it, or refuses it
         self.method = method.decode()
         line = b"GET " + rest + b"\r\n"
         head_end = held.find(b"\r\n\r\n")
@@ -121,9 +131,10 @@ class GatewayConnection(ServerConnection):
         if len(lengths) > 1 or not (length := lengths.pop()).isdigit():
             # RFC 9112 §6.3: an invalid Content-Length is unrecoverable: 400.
             return self._hand_on(head, http.HTTPStatus.BAD_REQUEST, "invalid Content-Length")
-        if int(length) > self.max_body:
+        size = saturating_int(length.decode(), self.max_body + 1)
+        if size > self.max_body:
             return self._hand_on(head, http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        body_end = head_end + 4 + int(length)
+        body_end = head_end + 4 + size
         if len(held) < body_end:
             return None
         self.body = bytes(held[head_end + 4 : body_end])
@@ -136,6 +147,24 @@ class GatewayConnection(ServerConnection):
             self.body_error = (status, reason or _REASONS[status].format(self.max_body))
         self._passing = False
         return head if head.endswith(b"\r\n\r\n") else head + b"\r\n"
+
+
+def _refusal(request: bytes) -> str | None:
+    """
+    Why websockets would drop ``request`` without an answer; None when it
+    reads its head, or answers it (414, 431).
+    """
+    reader = StreamReader()
+    reader.feed_data(request)
+    try:
+        next(Request.parse(reader.read_line))
+    except StopIteration:
+        return None
+    except SecurityError:
+        return None
+    except (EOFError, ValueError, NotImplementedError) as exc:  # EOFError: a line without CR
+        return f"malformed request head: {str(exc)[:200]}"
+    return None  # a head websockets reads, not whole yet
 
 
 def _field_name(field: bytes) -> bytes:
@@ -222,6 +251,8 @@ class HttpApi:
     ) -> Response | None:
         """Answer a plain HTTP request with its CORS grant; None for a handshake."""
         url = urllib.parse.urlsplit(request.path)
+        if isinstance(connection, GatewayConnection) and connection.head_error is not None:
+            return error_response(http.HTTPStatus.BAD_REQUEST, connection.head_error)
         method = connection.method if isinstance(connection, GatewayConnection) else "GET"
         try:
             origin = single_header(request, "Origin")
@@ -370,6 +401,7 @@ def _limit(query: dict[str, list[str]]) -> int:
     text = _single(query, "limit")
     if text is None:
         return DEFAULT_LIMIT
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+    limit = saturating_int(text, MAX_LIMIT + 1) if text.isascii() and text.isdigit() else 0
+    if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(text)
+    return limit

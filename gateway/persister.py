@@ -132,5 +132,14 @@ def _message(delivery: Delivery) -> ChatMessage | None:
         return ChatMessage.from_json(
             delivery.value, partition=delivery.partition, offset=delivery.offset
         )
-    except InvalidMessage:
-        return None  # logged by the fan-out, which reads the same record
+    except InvalidMessage as exc:
+        # The fan-out logs the records it cannot read, but not one in its own
+        # shape (which it delivers unparsed), and it may run in another instance.
+        logger.warning(
+            "not storing record %d:%d (key %r): %s",
+            delivery.partition,
+            delivery.offset,
+            delivery.key,
+            exc,
+        )
+        return None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from .numbers import saturating_int
+
 __all__ = ["ERRORS_DESTINATION", "Route", "Router", "RoutingError"]
 
 ERRORS_DESTINATION = "/user/queue/errors"
@@ -115,7 +117,7 @@ def parse_room_id(text: str) -> int:
     """
     if not (text.isascii() and text.isdigit()) or text.startswith("0"):
         raise RoutingError(f"invalid room id {text[:40]!r}: expected a positive integer")
-    room_id = int(text)
+    room_id = saturating_int(text, MAX_ROOM_ID + 1)
     if room_id > MAX_ROOM_ID:
         raise RoutingError(f"invalid room id {text[:40]!r}: too large")
     return room_id

@@ -247,7 +247,15 @@ class KafkaBus:
     def _deliver(self, record: ConsumerRecord[Any, Any]) -> None:
         delivery = _delivery(record)
         for listener in self._listeners:
-            listener(delivery)
+            try:
+                listener(delivery)
+            except Exception:  # a bug must not stop every room's fan-out: report it, go on
+                logger.exception(
+                    "listener failed on record %d:%d (key %r)",
+                    delivery.partition,
+                    delivery.offset,
+                    delivery.key,
+                )
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bounded_json import InvalidJson, load_json
 from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
 from .messages import ChatMessage, ChatRow, InvalidMessage, id_and_room, is_long, load_object
@@ -15,6 +16,7 @@ __all__ = [
     "InMemoryConnectionLog",
     "InMemoryPresence",
     "InMemoryStore",
+    "InvalidJson",
     "InvalidMessage",
     "LastConnect",
     "MessageStore",
@@ -22,5 +24,6 @@ __all__ = [
     "StoreError",
     "id_and_room",
     "is_long",
+    "load_json",
     "load_object",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from typing import Any
 
 import orjson
+
+from .bounded_json import InvalidJson, load_json
 
 __all__ = ["ChatMessage", "ChatRow", "InvalidMessage", "id_and_room", "is_long", "load_object"]
 
@@ -139,10 +140,10 @@ class ChatMessage:
             InvalidMessage: ``data`` is not such a message.
 
         """
-        obj = load_object(data)
+        obj = load_object(data, utf8_only=True)
         try:
             return cls(
-                id=_typed(obj, "id", str),
+                id=_object_id(obj),
                 chat_room_id=_typed(obj, "chatRoomId", int),
                 member_id=_typed(obj, "memberId", int),
                 nickname=_typed(obj, "nickname", str),
@@ -157,6 +158,7 @@ class ChatMessage:
             raise InvalidMessage(str(exc)) from None
 
 
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 # How :meth:`ChatMessage.to_json` (and the seed's Jackson) begins a message.
 _HEAD = re.compile(rb'\{"id":"([0-9a-f]{24})","chatRoomId":([0-9]{1,19}),"memberId":-?[0-9]')
 
@@ -171,26 +173,19 @@ def id_and_room(data: bytes) -> tuple[str, int] | None:
     return None if match is None else (match[1].decode(), int(match[2]))
 
 
-def load_object(data: bytes) -> dict[str, Any]:
+def load_object(data: bytes, *, utf8_only: bool = False) -> dict[str, Any]:
     """
-    Parse ``data`` as a JSON object.
-
-    orjson reads what a chat client sends, several times faster than the
-    standard library; what it refuses (a byte order mark, NaN, a lone
-    surrogate: not RFC 8259 JSON, but read so far) goes to ``json``, which
-    also words the error as before. Integers beyond 64 bits become floats.
+    Parse ``data`` as a JSON object, within :mod:`.bounded_json`'s bounds
+    (``utf8_only``: see :func:`.load_json`). Integers beyond 64 bits become floats.
 
     Raises:
         InvalidMessage: ``data`` is not UTF-8 JSON, or not an object.
 
     """
     try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidMessage(f"not valid JSON: {exc}") from None
+        obj = load_json(data, utf8_only=utf8_only)
+    except InvalidJson as exc:
+        raise InvalidMessage(str(exc)) from None
     if not isinstance(obj, dict):
         raise InvalidMessage("not a JSON object")
     return obj
@@ -207,6 +202,14 @@ def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
         raise TypeError(f"{key} has the wrong type")
     if isinstance(value, int) and not is_long(value):
         raise TypeError(f"{key} does not fit 64 bits")
+    return value
+
+
+def _object_id(obj: dict[str, Any]) -> str:
+    # The store keys messages by ObjectId, and MESSAGE frames carry the id as a header.
+    value: str = _typed(obj, "id", str)
+    if not _OBJECT_ID.fullmatch(value):
+        raise TypeError("id is not an ObjectId in hex")
     return value
 
 

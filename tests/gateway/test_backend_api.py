@@ -20,6 +20,7 @@ from tests.conftest import GatewayFactory, http_get
 from .stomp_client import StompTestClient, chat_body, connected, payload
 
 TOKEN = "s3rvice-token"
+HUGE = "9" * 5000  # digits
 CREATE_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?")
 
 
@@ -86,6 +87,28 @@ async def test_posted_message_reaches_subscribers_and_history(
         (post_request(4, b"{not json"), 400, "not valid JSON"),
         (post_request(4, b'{"memberId":7,"message":"hi"}'), 400, "nickname"),
         (post_request(4, b"x" * (64 * 1024 + 1)), 413, "larger than 65536"),
+        # Client-controlled numbers past int()'s 4,300 digits, nesting past recursion.
+        (post_request(HUGE, chat_body()), 400, "invalid room id"),
+        (
+            post_request(
+                4, b'{"memberId":%s,"nickname":"n","message":"m","x":NaN}' % HUGE.encode()
+            ),
+            400,
+            "memberId",
+        ),
+        (post_request(4, b"[" * 3000 + b"]" * 3000), 400, "nested deeper than 512"),
+        (
+            post_request(4, b"x").replace(
+                b"Content-Length: 1", b"Content-Length: " + HUGE.encode()
+            ),
+            413,
+            "larger than 65536",
+        ),
+        (
+            post_request(4, b"x").replace(b"Content-Length: 1", b"Content-Length: 0x1"),
+            400,
+            "invalid Content-Length",
+        ),
         (
             b"POST /v1/api/chat/4/messages HTTP/1.1\r\nAuthorization: Bearer "
             + TOKEN.encode()

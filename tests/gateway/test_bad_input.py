@@ -203,6 +203,7 @@ def rate_limited(reason: str) -> Check:
 SUBSCRIBE_4 = frame_bytes("SUBSCRIBE", [("id", "s4"), ("destination", "/sub/chat/4")])
 TEN_MIB = 10 * 2**20
 GARBAGE = bytes(range(256)) * 8
+HUGE = "9" * 5000  # digits
 
 CASES: dict[str, Case] = {
     # Framing.
@@ -317,6 +318,12 @@ CASES: dict[str, Case] = {
         error="authentication failed",
         details="Signature verification failed",
     ),
+    "jwt-member-5000-digits": Case(
+        (connect_frame(bearer(hs256("9" * 5000))),),
+        connect=False,
+        error="authentication failed",
+        details="claim sub is not an integer member id",
+    ),
     "unsigned-jwt": Case(
         (connect_frame(bearer(TOKEN.rsplit(".", 1)[0] + ".")),),
         connect=False,
@@ -363,6 +370,32 @@ CASES: dict[str, Case] = {
     "room-2-70": Case(
         (send(f"/pub/chat/{2**70}", chat()),),
         app_error=f"invalid room id '{2**70}': too large",
+    ),
+    # Client-controlled numbers and nesting, far past Python's 4,300-digit int() limit.
+    "room-5000-digits": Case(
+        (send(f"/pub/chat/{HUGE}", chat()),),
+        app_error=f"invalid room id '{HUGE[:40]}': too large",
+    ),
+    "subscribe-room-5000-digits": Case(
+        (frame_bytes("SUBSCRIBE", [("id", "h"), ("destination", f"/sub/chat/{HUGE}")]),),
+        app_error=f"invalid room id '{HUGE[:40]}': too large",
+    ),
+    "member-id-string-5000-digits": Case(
+        (send("/pub/chat/4", chat(memberId=HUGE)),),
+        app_error="memberId must be a 64-bit integer",
+    ),
+    "member-id-5000-digits-beside-nan": Case(
+        # NaN sends the body past orjson to the standard library's parser.
+        (send("/pub/chat/4", b'{"message":"hi","memberId":%s,"x":NaN}' % HUGE.encode()),),
+        app_error="memberId must be a 64-bit integer",
+    ),
+    "file-id-5000-digits-beside-nan": Case(
+        (send("/pub/chat/4", b'{"fileId":%s,"fileName":"f","x":NaN}' % HUGE.encode()),),
+        app_error="fileId must be a 64-bit integer or a string",
+    ),
+    "json-3000-deep": Case(
+        (send("/pub/chat/4", b'{"message":"hi","x":' + b"[" * 3000 + b"]" * 3000 + b"}"),),
+        app_error="body is not valid JSON: nested deeper than 512 levels",
     ),
     "json-not-an-object": Case(
         (send("/pub/chat/4", b"[1, 2, 3]"),), app_error="body is not a JSON object"

@@ -17,6 +17,8 @@ from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 
 from .stomp_client import StompTestClient, chat_body, frame_bytes
 
+HUGE = "9" * 5000  # digits
+
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
@@ -183,6 +185,13 @@ async def test_history_size(make_gateway: GatewayFactory) -> None:
         "/v1/api/chat/1?before=" + "a" * 23,
         "/v1/api/chat/1?before=" + "a" * 25,
         f"/v1/api/chat/1?before={'a' * 24}&before={'b' * 24}",
+        # Numbers past int()'s 4,300 digits.
+        f"/v1/api/chat/{HUGE}",
+        f"/v1/api/chat/{HUGE}/messages?after={'a' * 24}",
+        f"/v1/api/chat/1?limit={HUGE}",
+        f"/v1/api/chat/{HUGE}/presence",
+        f"/v1/api/chat/last/message?rooms=1,{HUGE}",
+        f"/v1/api/chat/last/connect?memberId={HUGE}",
     ],
 )
 async def test_bad_request(gateway: Gateway, path: str) -> None:
@@ -251,6 +260,41 @@ async def test_raw_http_request(gateway: Gateway) -> None:
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nContent-Type: application/json\r\n" in head
     assert body == b"[]"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Hostile: \0\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Hostile: a\rb\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+        b"GET /v1/api/chat/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /v1/api/chat/\n HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\xff\xfe garbage\r\n\r\n",
+        b"POST /v1/api/chat/4/messages HTTP/1.1\r\nX: \0\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+    ids=[
+        "nul-in-field",
+        "cr-in-field",
+        "field-without-colon",
+        "non-ascii-target",
+        "http-2.0",
+        "lf-in-target",
+        "garbage",
+        "nul-in-post-field",
+    ],
+)
+async def test_a_malformed_request_head_is_answered_400(
+    gateway: Gateway, request_bytes: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(request_bytes)
+    response = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
+    assert json.loads(body)["error"].startswith("malformed request head: ")
 
 
 async def test_a_method_header_sent_by_a_client_is_not_believed(gateway: Gateway) -> None:

@@ -127,11 +127,24 @@ async def test_websocket_transport_frames_stomp(sockjs_gateway: Gateway) -> None
         assert receipt == "RECEIPT\nreceipt-id:r\n\n\0"
 
 
-async def test_invalid_json_closes_the_session_with_a_reason(sockjs_gateway: Gateway) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        "[" + "9" * 5000 + "]",  # past int()'s 4,300 digits
+        '["x",' + "9" * 5000 + ",NaN]",  # the same, read by the standard library's parser
+        "[" * 3000 + "]" * 3000,  # past the parsers' recursion
+        '["\\ud800"]',  # a lone surrogate, which no STOMP frame can carry
+    ],
+    ids=["not-json", "5000-digits", "5000-digits-beside-nan", "3000-deep", "lone-surrogate"],
+)
+async def test_invalid_json_closes_the_session_with_a_reason(
+    sockjs_gateway: Gateway, message: str
+) -> None:
     url = f"ws://127.0.0.1:{sockjs_gateway.port}/wss/042/session2/websocket"
     async with connect(url) as websocket:
         assert await websocket.recv() == "o"
-        await websocket.send("not json")
+        await websocket.send(message)
         closing = await websocket.recv()
         assert isinstance(closing, str)
         code, reason = json.loads(closing[1:])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import pytest
@@ -258,7 +258,38 @@ async def test_check_is_none_when_up(make_bus: BusFactory, created_kafka_topic: 
     assert await bus.check() == "the Kafka producer is not running"
 
 
+async def test_a_failing_listener_stops_no_delivery(
+    make_bus: BusFactory, created_kafka_topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = make_bus(partitions=3)
+
+    def fail_on_poison(delivery: Delivery) -> None:
+        if delivery.value == b"poison":
+            raise RuntimeError("a listener's bug")
+
+    bus.add_listener(fail_on_poison)
+    deliveries = collect(bus)
+    await bus.start()
+    for value in (b"before", b"poison", b"after"):
+        await publish(bus, "4", value)
+    received = await take(deliveries, 3)
+    assert [d.value for d in received] == [b"before", b"poison", b"after"]
+    [failure] = [r for r in caplog.records if r.exc_info]
+    assert failure.getMessage() == "listener failed on record 1:1 (key '4')"
+
+
 # A record the gateway cannot read.
+
+
+async def produce_to_room_4(bootstrap: str, topic: str, values: Iterable[bytes]) -> None:
+    """Write ``values`` as another producer would, keyed and placed like room 4's records."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=b"4", partition=4 % 3)
+    finally:
+        await producer.stop()
 
 
 async def test_unparseable_record_is_skipped_by_gateway_fan_out(
@@ -277,14 +308,8 @@ async def test_unparseable_record_is_skipped_by_gateway_fan_out(
         await client.connect()
         await client.subscribe("/sub/chat/4")
 
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            tp_partition = 4 % 3
-            for junk in (b"not json at all", b'{"chatRoomId": "four"}', b"\xff\xfe"):
-                await producer.send_and_wait(kafka_topic, junk, key=b"4", partition=tp_partition)
-        finally:
-            await producer.stop()
+        junk = [b"not json at all", b'{"chatRoomId": "four"}', b"\xff\xfe"]
+        await produce_to_room_4(kafka_bootstrap, kafka_topic, junk)
         # The bus hands the junk to the fan-out ...
         junk_deliveries = await take(deliveries, 3)
         assert [d.offset for d in junk_deliveries] == [0, 1, 2]
@@ -301,6 +326,65 @@ async def test_unparseable_record_is_skipped_by_gateway_fan_out(
     assert len(skipped) == 3, skipped
     assert skipped[0].startswith("skipping record 1:0 (key '4')")
     assert skipped[2].startswith("skipping record 1:2 (key '4')")
+
+
+def foreign_record(**changes: Any) -> bytes:
+    """A chat message in another producer's spacing: the fan-out parses it."""
+    fields = {
+        "id": "6727a1f0c3b5a24e1d9f0a11",
+        "chatRoomId": 4,
+        "memberId": 7,
+        "nickname": "n",
+        "message": "m",
+        "createAt": "2024-01-01T00:00:00",
+    }
+    return json.dumps({**fields, **changes}).encode()
+
+
+# Records another producer may write, each once a reason for the fan-out or the
+# persister to stop: int() of 5,000 digits, recursion 3,000 levels deep, an id
+# MongoDB cannot key by, a string BSON cannot carry.
+HOSTILE_RECORDS = {
+    "3000-deep": b'{"chatRoomId": 4, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "5000-digit-member": foreign_record().replace(b'"memberId": 7', b'"memberId": ' + b"9" * 5000),
+    "id-not-an-object-id": foreign_record(id="x\nERROR\nmessage:forged"),
+    "lone-surrogate": foreign_record(nickname="\ud800"),
+}
+
+
+@pytest.mark.parametrize("store", ["memory", pytest.param("mongo", marks=pytest.mark.mongo)])
+async def test_hostile_records_are_skipped_by_fan_out_and_persister(
+    make_gateway: GatewayFactory,
+    kafka_bootstrap: str,
+    created_kafka_topic: str,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    store: str,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    mongo_uri = request.getfixturevalue("mongo_db_uri") if store == "mongo" else ""
+    gateway = await make_gateway(
+        kafka_bootstrap=kafka_bootstrap, kafka_topic=created_kafka_topic, mongo_uri=mongo_uri
+    )
+    async with await StompTestClient.open(gateway.port) as client:
+        await client.connect()
+        await client.subscribe("/sub/chat/4")
+        await produce_to_room_4(kafka_bootstrap, created_kafka_topic, HOSTILE_RECORDS.values())
+
+        await client.send_chat(4, chat_body("after the hostile records"))
+        frame = await client.expect(Command.MESSAGE, timeout=WAIT)
+        assert json.loads(frame.body)["message"] == "after the hostile records"
+        assert frame.get("x-offset") == str(len(HOSTILE_RECORDS))
+
+    async with asyncio.timeout(WAIT):
+        while not await gateway.store.history(4, before=None, limit=10):
+            await asyncio.sleep(0.05)
+    [stored] = await gateway.store.history(4, before=None, limit=10)
+    assert stored.message == "after the hostile records"
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(line.startswith("skipping record 1:") for line in lines) == len(HOSTILE_RECORDS)
+    assert sum(line.startswith("not storing record 1:") for line in lines) == len(HOSTILE_RECORDS)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 async def test_start_waits_for_a_just_created_topic(

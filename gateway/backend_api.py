@@ -28,6 +28,7 @@ from persistence import ConnectionLog, MessageStore, PresenceStore
 from .access import Access, Caller
 from .chat import ApplicationError, ChatService, local_date_time
 from .http_responses import Refused, error_response, json_response
+from .numbers import saturating_int
 from .routing import RoutingError, parse_room_id
 
 __all__ = ["MAX_ROOMS", "BackendApi", "BodyError"]
@@ -199,8 +200,9 @@ def _one(query: Mapping[str, list[str]], name: str) -> str:
 
 def _member_id(query: Mapping[str, list[str]]) -> int:
     text = _one(query, "memberId")
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be a non-negative integer")
+    # Member ids are Java longs in the seed, and BSON stores no more than 64 bits.
+    if not (text.isascii() and text.isdigit()) or saturating_int(text, 2**63) >= 2**63:
+        raise Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be an integer from 0 to 2^63 - 1")
     return int(text)
 
 

@@ -192,6 +192,9 @@ async def test_history_size(make_gateway: GatewayFactory) -> None:
         f"/v1/api/chat/{HUGE}/presence",
         f"/v1/api/chat/last/message?rooms=1,{HUGE}",
         f"/v1/api/chat/last/connect?memberId={HUGE}",
+        # Member ids are Java longs: 2^63 has 19 digits yet no BSON integer holds it.
+        f"/v1/api/chat/last/connect?memberId={2**63}",
+        f"/v1/api/chat/last/connect?memberId={10**19 - 1}",
     ],
 )
 async def test_bad_request(gateway: Gateway, path: str) -> None:

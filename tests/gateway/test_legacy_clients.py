@@ -206,6 +206,31 @@ async def test_seed_front_end_chat(
 
 
 @pytest.mark.parametrize("transport", ["sockjs", "ws"])
+async def test_unsubscribing_a_replaced_duplicate_keeps_every_room(
+    make_gateway: GatewayFactory, spawn: Spawn, transport: str
+) -> None:
+    gateway = await make_gateway(endpoint=TRANSPORTS[transport][0])
+    node = await spawn()
+    legacy = Legacy(gateway, node, transport)
+    await legacy.connect("seed")
+    room_5 = await legacy.subscribe("seed", "/sub/chat/5")
+    first = await legacy.subscribe("seed", "/sub/chat/4")
+    second = await legacy.subscribe("seed", "/sub/chat/4")  # the seed's re-render
+    await node.do("unsubscribe", client="seed", id=first)
+    sent = {"memberId": 7, "nickname": "henhen", "message": HELLO}
+    # With receipts: each RECEIPT follows the UNSUBSCRIBE's effect, so the session lives.
+    await legacy.send("seed", "/pub/chat/4", json.dumps(sent), receipt=True)
+    await legacy.send("seed", "/pub/chat/5", json.dumps(sent), receipt=True)
+    [four] = await node.wait_messages("seed", "/sub/chat/4", 1)
+    chat_message(four, second, 4, sent)
+    [five] = await node.wait_messages("seed", "/sub/chat/5", 1)
+    chat_message(five, room_5, 5, sent)
+    assert len(gateway.registry) == 2
+    legacy.assert_healthy()
+    await node.finish()
+
+
+@pytest.mark.parametrize("transport", ["sockjs", "ws"])
 async def test_frames_split_into_16_kib_pieces(
     make_gateway: GatewayFactory, spawn: Spawn, transport: str
 ) -> None:

@@ -168,6 +168,35 @@ async def test_duplicate_subscribe_delivers_once(gateway: Gateway, spawn: Spawn)
     await node.finish()
 
 
+async def test_unsubscribing_the_replaced_duplicate_keeps_the_newer(
+    gateway: Gateway, spawn: Spawn
+) -> None:
+    node = await spawn()
+    await connect(node, gateway, "a")
+    other_room = await node.subscribe("a", "/sub/chat/5")
+    first = await node.subscribe("a", "/sub/chat/4")
+    second = await node.subscribe("a", "/sub/chat/4")  # a re-render subscribes again
+    await node.do("unsubscribe", client="a", id=first)
+    await node.do("unsubscribe", client="a", id="never-subscribed")
+    sent = {"memberId": 7, "nickname": "henhen", "message": "still here"}
+    for room in (4, 5):
+        # The RECEIPT comes after the UNSUBSCRIBEs took effect: the session lives.
+        await node.do(
+            "publish",
+            client="a",
+            destination=f"/pub/chat/{room}",
+            body=json.dumps(sent),
+            receipt=f"after-unsubscribe-{room}",
+        )
+    [message] = await node.wait_messages("a", "/sub/chat/4", 1)
+    chat_message(message, second, 4, sent)
+    [five] = await node.wait_messages("a", "/sub/chat/5", 1)
+    chat_message(five, other_room, 5, sent)
+    assert len(gateway.registry) == 2
+    assert node.of("close") == []
+    await node.finish()
+
+
 async def test_thousand_messages_arrive_in_order(
     make_gateway: GatewayFactory, spawn: Spawn
 ) -> None:

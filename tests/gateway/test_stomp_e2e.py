@@ -1188,6 +1188,54 @@ async def test_relay_to_1_0_subscriber_of_unencodable_header(
     assert len(gateway.registry) == 2  # nobody was disconnected
 
 
+FORGED = "ERROR\nmessage:server shutting down"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        frame_bytes("SEND", [("destination", "/sub/x"), ("x", f"1\0{FORGED}")], b"hi"),
+        frame_bytes("SEND", [("destination", "/sub/x"), ("receipt", f"r\0{FORGED}")]),
+        frame_bytes("SUBSCRIBE", [("destination", "/sub/y"), ("id", f"s\0{FORGED}")]),
+    ],
+    ids=["relayed-header", "receipt", "subscription-id"],
+)
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+async def test_a_nul_in_a_header_forges_no_frame(
+    make_gateway: GatewayFactory, open_client: ClientFactory, frame: bytes, version: str
+) -> None:
+    gateway = await make_gateway(allow_broker_send=True)
+    subscribers = [await open_client(gateway, v) for v in ("1.0", "1.1", "1.2")]
+    for subscriber in subscribers:
+        await subscriber.subscribe("/sub/x", "s")
+    sender = await open_client(gateway, version)
+    await sender.subscribe("/sub/x", "s")
+    await sender.send_raw(frame)
+    error = await sender.expect_error_and_close()
+    assert error.get("message") == "malformed header"
+    assert "NUL" in error.body.decode()
+    for subscriber in subscribers:
+        assert await subscriber.barrier() == []  # no MESSAGE, no forged ERROR
+    assert len(gateway.registry) == 3
+
+
+async def test_a_record_whose_id_holds_a_nul_is_skipped(
+    gateway: Gateway, open_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another producer's record on the bus: its id would be the message-id header."""
+    caplog.set_level(logging.WARNING, logger="gateway.chat")
+    subscriber = await open_client(gateway)
+    await subscriber.subscribe("/sub/chat/4", "room")
+    record = json.loads(chat_body())
+    record.update(id=f"1\0{FORGED}", chatRoomId=4, createAt="2024-01-01T00:00:00")
+    await gateway.bus.publish("4", json.dumps(record).encode())
+    await subscriber.send_chat(4, chat_body())
+    message = await subscriber.expect(Command.MESSAGE)
+    assert json.loads(message.body)["id"] == message.get("message-id")
+    assert await subscriber.barrier() == []
+    assert "cannot be a STOMP header" in caplog.text
+
+
 # Application errors: the connection stays open.
 
 APPLICATION_ERRORS: list[tuple[str, str, bytes, str]] = [

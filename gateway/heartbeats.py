@@ -45,6 +45,8 @@ class Beating(Protocol):
 
 
 class Timer(Protocol):
+    """A pending call that can be called off, such as :class:`asyncio.TimerHandle`."""
+
     def cancel(self) -> None: ...
 
 

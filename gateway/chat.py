@@ -16,7 +16,8 @@ from typing import Any
 
 from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, id_and_room, is_long, load_object
-from protocol import MessageTemplate
+from protocol import Command, MessageTemplate
+from protocol.escaping import encodable
 
 from .identity import Member
 from .metrics import Metrics
@@ -202,6 +203,9 @@ class ChatService:
         """The id and room of a record in another shape than ours; None if it is no message."""
         try:
             message = ChatMessage.from_json(delivery.value)
+            # Its id becomes the message-id header, which no version may carry with an EOL or NUL.
+            if not encodable(message.id, Command.MESSAGE, "1.0"):
+                raise InvalidMessage(f"id {message.id[:40]!r} cannot be a STOMP header")
         except InvalidMessage as exc:
             logger.warning(
                 "skipping record %d:%d (key %r): %s",

@@ -716,9 +716,10 @@ class StompConnection:
     def _on_unsubscribe(self, frame: Frame) -> None:
         subscription_id = frame.get("id") or frame.get("destination", "")
         if self._unsubscribe(subscription_id) is None:
-            raise InvalidFrame(
-                "unknown subscription", details=f"no live subscription {subscription_id!r}"
-            )
+            # An id replaced by a later SUBSCRIBE to the same destination, or
+            # never live: the client's wish (no such subscription) holds, and
+            # the session keeps its other subscriptions; a RECEIPT follows.
+            logger.debug("session %s unsubscribed unknown id %r", self.id, subscription_id)
 
     def _unsubscribe(self, subscription_id: str) -> Subscription | None:
         subscription = self.gateway.registry.remove(self, subscription_id)

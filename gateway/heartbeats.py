@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Beating", "HeartBeatWheel", "tick_for"]
+__all__ = ["Beating", "Clock", "HeartBeatWheel", "tick_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +44,39 @@ class Beating(Protocol):
         """
 
 
+class Timer(Protocol):
+    """A pending call that can be called off, such as :class:`asyncio.TimerHandle`."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the wheel needs of an event loop: its clock and a timer."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
+
+
 class HeartBeatWheel:
     """
     Calls :meth:`Beating.heart_beat` of each session when its deadline comes.
 
+    The timer always stands at the earliest slot that holds a session, so no
+    session waits for another's deadline.
+
     Args:
         tick: Width of a slot, in seconds.
+        clock: The loop whose clock and timers to use (default: the running loop).
 
     """
 
-    def __init__(self, tick: float) -> None:
+    def __init__(self, tick: float, clock: Clock | None = None) -> None:
         self.tick = tick
+        self._clock = clock
         self._slots: dict[int, dict[Beating, None]] = {}
         self._slot_of: dict[Beating, int] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._armed_slot: int | None = None
 
     def __len__(self) -> int:
@@ -64,13 +84,20 @@ class HeartBeatWheel:
 
     def schedule(self, session: Beating, when: float) -> None:
         """Look at ``session`` around ``when`` (loop time), never in the current slot."""
+        slot = self._file(session, when, math.floor(self._loop().time() / self.tick))
+        if self._armed_slot is None or slot < self._armed_slot:
+            self._arm(slot)
+
+    def _loop(self) -> Clock:
+        return self._clock if self._clock is not None else asyncio.get_running_loop()
+
+    def _file(self, session: Beating, when: float, current: int) -> int:
+        """Put ``session`` in the slot of ``when``, or the one after ``current``; return it."""
         self.cancel(session)
-        loop = asyncio.get_running_loop()
-        slot = max(math.floor(when / self.tick), math.floor(loop.time() / self.tick) + 1)
+        slot = max(math.floor(when / self.tick), current + 1)
         self._slots.setdefault(slot, {})[session] = None
         self._slot_of[session] = slot
-        if self._armed_slot is None or slot < self._armed_slot:
-            self._arm(loop, slot)
+        return slot
 
     def cancel(self, session: Beating) -> None:
         """Forget ``session`` (it closed)."""
@@ -81,18 +108,17 @@ class HeartBeatWheel:
             if not sessions:
                 del self._slots[slot]
 
-    def _arm(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
+    def _arm(self, slot: int) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._armed_slot = slot
-        self._timer = loop.call_at(slot * self.tick, self._run)
+        self._timer = self._loop().call_at(slot * self.tick, self._run)
 
     def _run(self) -> None:
         fired = self._armed_slot
         assert fired is not None
         self._timer = self._armed_slot = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self._loop().time()
         # The loop's clock may read a hair before the slot's start (millisecond timers).
         current = max(math.floor(now / self.tick), fired)
         for slot in sorted(slot for slot in self._slots if slot <= current):
@@ -105,6 +131,7 @@ class HeartBeatWheel:
                     logger.exception("heart-beat of %r failed", session)
                     continue
                 if when is not None:
-                    self.schedule(session, when)
-        if self._slots and self._armed_slot is None:
-            self._arm(loop, min(self._slots))
+                    self._file(session, when, current)
+        # Sessions filed just now may lie beyond slots that were pending already.
+        if self._slots:
+            self._arm(min(self._slots))

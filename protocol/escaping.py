@@ -41,10 +41,14 @@ def escape(text: str, version: str) -> str:
     Escape a header name or value for ``version`` (1.1 or 1.2).
 
     Raises:
-        LocalProtocolError: A carriage return in STOMP 1.1, which has no
-            escape for it and would read it back as part of the EOL.
+        LocalProtocolError: A NUL, which no STOMP version can escape and
+            every peer reads as the end of the frame (the rest would be read
+            as a frame of its own); or a carriage return in STOMP 1.1, which
+            has no escape for it and would read it back as part of the EOL.
 
     """
+    if "\0" in text:
+        raise LocalProtocolError(f"header {text!r} holds a NUL, which no STOMP frame can carry")
     if version == "1.1" and "\r" in text:
         raise LocalProtocolError(f"header {text!r} holds a CR, which STOMP 1.1 cannot carry")
     table = _ESCAPES[version]
@@ -77,7 +81,18 @@ def unescape(text: str, version: str) -> str:
 
 
 def check_unescaped(text: str, *, name: bool = False) -> str:
-    """Refuse a header name or value that cannot be sent without escaping."""
+    """
+    Refuse a header name or value that cannot be sent without escaping.
+
+    STOMP 1.0 (and CONNECT, CONNECTED in every version) has no escapes: a
+    header holding CR, LF or NUL (or a name holding a colon) cannot be
+    represented, so it is refused, never stripped: a changed header would
+    be a different message.
+
+    Raises:
+        LocalProtocolError: ``text`` holds such a character.
+
+    """
     forbidden = "\n\r\0:" if name else "\n\r\0"
     if any(char in text for char in forbidden):
         raise LocalProtocolError(f"header {text!r} needs escaping, which is off here")

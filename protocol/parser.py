@@ -158,6 +158,10 @@ class Parser:
             raise MalformedFrame(
                 "invalid UTF-8", details="header lines must be valid UTF-8"
             ) from None
+        if "\0" in text:
+            # A NUL ends a frame for every peer: echoed in a RECEIPT or
+            # MESSAGE it would start a forged frame, so no version takes it.
+            raise MalformedFrame("malformed header", details="a header may not contain NUL")
         name, colon, value = text.partition(":")
         if not colon or not name:
             shown = text[:40]

@@ -17,7 +17,18 @@ __all__ = ["MessageTemplate", "encode_header", "message_head", "serialize"]
 
 
 def encode_header(name: str, value: str, command: Command, version: str) -> bytes:
-    """Encode one ``name:value`` header line with its EOL."""
+    """
+    Encode one ``name:value`` header line with its EOL.
+
+    Raises:
+        LocalProtocolError: The header cannot be represented in ``version``
+            (see :func:`~protocol.escaping.escape` and
+            :func:`~protocol.escaping.check_unescaped`), its name is empty,
+            or it is not encodable as UTF-8.
+
+    """
+    if not name:
+        raise LocalProtocolError("a header name cannot be empty")
     if escapes_headers(command, version):
         name, value = escape(name, version), escape(value, version)
     else:
@@ -32,13 +43,36 @@ def _encode_headers(frame: Frame, version: str) -> bytes:
     lines = [encode_header(k, v, frame.command, version) for k, v in frame.headers]
     # STOMP 1.2 §Header content-length: frames SHOULD include it when they
     # carry a body; it also lets the body contain NUL octets.
-    if frame.body and "content-length" not in frame:
-        lines.append(b"content-length:%d\n" % len(frame.body))
+    length = frame.get("content-length")
+    if length is None:
+        if frame.body:
+            lines.append(b"content-length:%d\n" % len(frame.body))
+    elif not _is_length_of(length, frame.body):
+        # A wrong length would let the peer read part of the body as frames.
+        raise LocalProtocolError(f"content-length {length!r} is not the body's length")
     return b"".join(lines)
 
 
+def _is_length_of(value: str, body: bytes) -> bool:
+    """Tell whether a peer reads ``value`` as the length of ``body`` (leading zeros allowed)."""
+    return value.isascii() and value.isdigit() and value.lstrip("0") == str(len(body)).lstrip("0")
+
+
 def serialize(frame: Frame, version: str = "1.2") -> bytes:
-    """Return the bytes of ``frame`` as spoken in STOMP ``version``."""
+    """
+    Return the bytes of ``frame`` as spoken in STOMP ``version``.
+
+    What is returned parses back to exactly ``frame`` (with ``content-length``
+    added when the body is not empty), so no header or body can make a peer
+    read a frame the caller did not write.
+
+    Raises:
+        LocalProtocolError: ``frame`` cannot be represented in ``version``:
+            a header holds a NUL, an unescapable CR or LF (see
+            :func:`encode_header`), or its ``content-length`` is not the
+            body's length.
+
+    """
     head = frame.command.value.encode() + b"\n" + _encode_headers(frame, version)
     return head + b"\n" + frame.body + b"\0"
 

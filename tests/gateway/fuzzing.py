@@ -76,7 +76,6 @@ DOCUMENTED_ERRORS = frozenset(
         "unexpected frame",
         "unknown ack id",
         "unknown command",
-        "unknown subscription",
         "unknown transaction",
         "unsupported protocol version",
     }

@@ -184,6 +184,16 @@ async def subscription_id_kept_whole(client: StompTestClient) -> None:
     assert message.get("destination") == "/sub/chat/4"
 
 
+def receipted_and_going_on(receipt: str) -> Check:
+    """The frame was a no-op: its RECEIPT came, and the session goes on."""
+
+    async def check(client: StompTestClient) -> None:
+        await client.expect_receipt(receipt)
+        assert await client.barrier() == []
+
+    return check
+
+
 def rate_limited(reason: str) -> Check:
     async def check(client: StompTestClient) -> None:
         messages = 0
@@ -265,7 +275,8 @@ CASES: dict[str, Case] = {
     "ack-unknown-id": Case((frame_bytes("ACK", [("id", "nope")]),), error="unknown ack id"),
     "nack-unknown-id": Case((frame_bytes("NACK", [("id", "nope")]),), error="unknown ack id"),
     "unsubscribe-unknown-id": Case(
-        (frame_bytes("UNSUBSCRIBE", [("id", "nope")]),), error="unknown subscription"
+        (frame_bytes("UNSUBSCRIBE", [("id", "nope"), ("receipt", "u")]),),
+        check=receipted_and_going_on("u"),
     ),
     "commit-unknown-transaction": Case(
         (frame_bytes("COMMIT", [("transaction", "t")]),), error="unknown transaction"

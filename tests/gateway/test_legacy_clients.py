@@ -206,6 +206,56 @@ async def test_seed_front_end_chat(
 
 
 @pytest.mark.parametrize("transport", ["sockjs", "ws"])
+async def test_unsubscribing_a_replaced_duplicate_keeps_every_room(
+    make_gateway: GatewayFactory, spawn: Spawn, transport: str
+) -> None:
+    gateway = await make_gateway(endpoint=TRANSPORTS[transport][0])
+    node = await spawn()
+    legacy = Legacy(gateway, node, transport)
+    await legacy.connect("seed")
+    room_5 = await legacy.subscribe("seed", "/sub/chat/5")
+    first = await legacy.subscribe("seed", "/sub/chat/4")
+    second = await legacy.subscribe("seed", "/sub/chat/4")  # the seed's re-render
+    await node.do("unsubscribe", client="seed", id=first)
+    sent = {"memberId": 7, "nickname": "henhen", "message": HELLO}
+    # With receipts: each RECEIPT follows the UNSUBSCRIBE's effect, so the session lives.
+    await legacy.send("seed", "/pub/chat/4", json.dumps(sent), receipt=True)
+    await legacy.send("seed", "/pub/chat/5", json.dumps(sent), receipt=True)
+    [four] = await node.wait_messages("seed", "/sub/chat/4", 1)
+    chat_message(four, second, 4, sent)
+    [five] = await node.wait_messages("seed", "/sub/chat/5", 1)
+    chat_message(five, room_5, 5, sent)
+    assert len(gateway.registry) == 2
+    legacy.assert_healthy()
+    await node.finish()
+
+
+@pytest.mark.parametrize("transport", ["sockjs", "ws"])
+async def test_a_nul_in_a_relayed_header_forges_no_error(
+    make_gateway: GatewayFactory, spawn: Spawn, transport: str
+) -> None:
+    gateway = await make_gateway(endpoint=TRANSPORTS[transport][0], allow_broker_send=True)
+    node = await spawn()
+    legacy = Legacy(gateway, node, transport)
+    await legacy.connect("victim")
+    await legacy.connect("forger")
+    subscription = await legacy.subscribe("victim", "/sub/x")
+    # stompjs 2.3.3 escapes nothing: the header goes out as written.
+    forged = {"x": "1\0ERROR\nmessage:server shutting down"}
+    await node.do("send", client="forger", destination="/sub/x", body="hi", headers=forged)
+    refusal = await node.wait_for(lambda e: e["event"] == "stompError", what="ERROR")
+    assert (refusal["client"], refusal["headers"]["message"]) == ("forger", "malformed header")
+    await node.wait_for(lambda e: e["event"] == "close", what="the forger's close")
+    await legacy.send("victim", "/sub/x", "after", receipt=True)
+    [message] = await node.wait_messages("victim", "/sub/x", 1)
+    assert (message["body"], message["callback"]) == ("after", subscription)
+    assert [e["client"] for e in node.of("stompError")] == ["forger"]
+    assert [e["client"] for e in node.of("close")] == ["forger"]
+    assert len(gateway.registry) == 1
+    await node.finish("stompError")
+
+
+@pytest.mark.parametrize("transport", ["sockjs", "ws"])
 async def test_frames_split_into_16_kib_pieces(
     make_gateway: GatewayFactory, spawn: Spawn, transport: str
 ) -> None:

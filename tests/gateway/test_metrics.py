@@ -78,11 +78,11 @@ async def test_errors_are_counted_by_a_bounded_reason(
     await client.subscribe("/user/queue/errors", "errors")
     await client.send("SEND", [("destination", "/pub/nowhere/123")], b"{}")
     await client.expect(Command.MESSAGE)
-    await client.send("UNSUBSCRIBE", [("id", "no-such-id")])
+    await client.send("ACK", [("id", "no-such-id")])
     await client.expect_error_and_close()
     samples = await wait_for_no_connection(gateway.port)
     assert value(samples, "errors_total", reason="unknown destination") == 1
-    assert value(samples, "errors_total", reason="unknown subscription") == 1
+    assert value(samples, "errors_total", reason="unknown ack id") == 1
 
 
 def test_error_reason_keeps_the_constant_part() -> None:

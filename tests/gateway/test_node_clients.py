@@ -168,6 +168,35 @@ async def test_duplicate_subscribe_delivers_once(gateway: Gateway, spawn: Spawn)
     await node.finish()
 
 
+async def test_unsubscribing_the_replaced_duplicate_keeps_the_newer(
+    gateway: Gateway, spawn: Spawn
+) -> None:
+    node = await spawn()
+    await connect(node, gateway, "a")
+    other_room = await node.subscribe("a", "/sub/chat/5")
+    first = await node.subscribe("a", "/sub/chat/4")
+    second = await node.subscribe("a", "/sub/chat/4")  # a re-render subscribes again
+    await node.do("unsubscribe", client="a", id=first)
+    await node.do("unsubscribe", client="a", id="never-subscribed")
+    sent = {"memberId": 7, "nickname": "henhen", "message": "still here"}
+    for room in (4, 5):
+        # The RECEIPT comes after the UNSUBSCRIBEs took effect: the session lives.
+        await node.do(
+            "publish",
+            client="a",
+            destination=f"/pub/chat/{room}",
+            body=json.dumps(sent),
+            receipt=f"after-unsubscribe-{room}",
+        )
+    [message] = await node.wait_messages("a", "/sub/chat/4", 1)
+    chat_message(message, second, 4, sent)
+    [five] = await node.wait_messages("a", "/sub/chat/5", 1)
+    chat_message(five, other_room, 5, sent)
+    assert len(gateway.registry) == 2
+    assert node.of("close") == []
+    await node.finish()
+
+
 async def test_thousand_messages_arrive_in_order(
     make_gateway: GatewayFactory, spawn: Spawn
 ) -> None:
@@ -316,6 +345,56 @@ async def test_silent_client_is_dropped_after_three_intervals(
     assert "\0RECEIPT\nreceipt-id:raw-sub\n\n\0" in "".join(raw_frames)
     assert "\n" in raw_frames  # the server kept beating while the client was silent
     assert node.of("heartbeatLost") == []
+    await node.finish()
+
+
+async def test_mixed_heart_beats_keep_every_deadline(
+    make_gateway: GatewayFactory, spawn: Spawn
+) -> None:
+    """
+    A client on stompjs's default 10 s heart-beats, then, just before the
+    server owes it its first beat, one on 1 s beats and a silent one that
+    promised 1 s: each session's deadlines hold whatever the others' are, so
+    the 1 s client stays connected (stompjs closes after 2 s without server
+    activity) and the silent one is closed after three intervals.
+    """
+    gateway = await make_gateway(heartbeat_interval=1000, heartbeat_floor=1000)
+    node = await spawn()
+    loop = asyncio.get_running_loop()
+    await connect(
+        node,
+        gateway,
+        "slow",
+        heart_beat="10000,1000",
+        heartbeatIncoming=10_000,
+        heartbeatOutgoing=10_000,
+    )
+    await node.do("sleep", ms=9_300, timeout=20.0)
+    one_second = {"heartbeatIncoming": 1000, "heartbeatOutgoing": 1000}
+    await connect(node, gateway, "fast", heart_beat="1000,1000", **one_second)
+    fast_since = loop.time()
+    await connect(
+        node,
+        gateway,
+        "muted",
+        heart_beat="0,1000",
+        heartbeatOutgoing=1000,
+        muteHeartbeats=True,
+    )
+    muted_since = loop.time()
+
+    close = await node.wait_for(_closed("muted"), 8.0, "server closing the silent client")
+    assert close["code"] == 1008
+    assert close["reason"] == "heart-beat timeout"
+    # Three 1 s intervals of silence (tolerance 3), give or take scheduling.
+    assert 2.0 <= close["_at"] - muted_since <= 6.0, close["_at"] - muted_since
+    # Longer than three of the shorter interval, with the server beating all along.
+    await asyncio.sleep(max(0.0, fast_since + 4.0 - loop.time()))
+    assert len(node.of("heartbeat", "fast")) >= 3
+    assert len(node.of("heartbeat", "slow")) >= 1
+    assert [event["client"] for event in node.of("close")] == ["muted"]
+    assert node.of("heartbeatLost") == []
+    assert len(gateway.connections) == 2
     await node.finish()
 
 

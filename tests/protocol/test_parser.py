@@ -351,6 +351,11 @@ def test_version_can_change_between_frames() -> None:
         (b"SEND\n:value\n\n\x00", "malformed header"),
         (b"SEND\n:\n\n\x00", "malformed header"),
         (b"SEND\ndestination:/q\nbogus\r\n\r\n\x00", "malformed header"),
+        # A NUL in a header line: echoed back, it would end the frame early.
+        (b"SEND\nx:1\x00ERROR\nmessage:server shutting down\n\n\x00", "malformed header"),
+        (b"SUBSCRIBE\nid:a\x00\ndestination:/q\n\n\x00", "malformed header"),
+        (b"SEND\nx\x00y:1\n\n\x00", "malformed header"),
+        (b"DISCONNECT\nreceipt:\x00\n\n\x00", "malformed header"),
         # Bad content-length values.
         (b"SEND\ncontent-length:-1\n\n\x00", "invalid content-length"),
         (b"SEND\ncontent-length:+5\n\nhello\x00", "invalid content-length"),

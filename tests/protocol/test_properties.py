@@ -253,14 +253,15 @@ def alphabet(banned: str = "") -> st.SearchStrategy[str]:
 
 
 def header_text(version: str, escaped: bool, *, name: bool) -> st.SearchStrategy[str]:
+    """Header names or values the serializer can represent in ``version``."""
     if not escaped:
         # Without escaping a header cannot hold an EOL (or NUL), nor a colon in its name.
         banned = "\n\r\x00:" if name else "\n\r\x00"
     elif version == "1.1":
-        # 1.1 cannot escape CR, so the serializer refuses it.
-        banned = "\r"
+        # 1.1 cannot escape CR, and no version NUL, so the serializer refuses them.
+        banned = "\r\x00"
     else:
-        banned = ""
+        banned = "\x00"
     text = st.text(alphabet(banned), min_size=1 if name else 0, max_size=20)
     if name:
         text = text.filter(lambda value: value != "content-length")
@@ -297,6 +298,52 @@ def test_serialize_parse_round_trip(data: st.DataObject, version: str) -> None:
     events, error = run_parser(chunked(data, wire), version, Limits())
     assert error is None
     assert events == [with_length(frame)]
+
+
+def representable(frame: Frame, version: str) -> bool:
+    """What the serializer promises to represent (see its docstring), told apart independently."""
+    escaped = escapes_headers(frame.command, version)
+    for name, value in frame.headers:
+        unsafe = ("\x00\r" if version == "1.1" else "\x00") if escaped else "\x00\r\n"
+        if not name or any(char in name + value for char in unsafe):
+            return False
+        if not escaped and ":" in name:
+            return False
+        if any(0xD800 <= ord(char) <= 0xDFFF for char in name + value):
+            return False  # a lone surrogate: not UTF-8
+    length = frame.get("content-length")
+    return length is None or (
+        length.isascii() and length.isdigit() and int(length) == len(frame.body)
+    )
+
+
+@st.composite
+def any_frames(draw: st.DrawFn) -> Frame:
+    """Frames of any headers at all: every STOMP-special character, lone surrogates, lengths."""
+    text = st.text(alphabet() | st.characters(categories=["Cs"]), max_size=12)
+    body = draw(st.binary(max_size=40))
+    length = st.sampled_from([str(len(body)), "0", "1", "00" + str(len(body)), "x", ""])
+    headers = st.tuples(st.just("content-length"), length) | st.tuples(text, text)
+    command = draw(st.sampled_from(list(Command)))
+    return Frame(command, tuple(draw(st.lists(headers, max_size=5))), body)
+
+
+@PROPERTY
+@given(data=st.data(), version=st.sampled_from(VERSIONS))
+def test_any_frame_is_emitted_exactly_or_refused(data: st.DataObject, version: str) -> None:
+    # Whatever a frame holds (a relayed header, a record of another producer),
+    # the peer reads exactly that frame, or the serializer refuses it: a
+    # header with NUL, CR or LF never lets a peer read a frame of its own.
+    frame = data.draw(any_frames(), label="frame")
+    try:
+        wire = serialize(frame, version)
+    except LocalProtocolError:
+        assert not representable(frame, version)
+        return
+    assert representable(frame, version)
+    events, error = run_parser(chunked(data, wire), version, Limits(max_frame_size=2**20))
+    assert error is None
+    assert events == [with_length(frame) if "content-length" not in frame else frame]
 
 
 @settings(PROPERTY, max_examples=100)
@@ -352,7 +399,7 @@ def test_message_template_round_trip(data: st.DataObject, version: str) -> None:
 @PROPERTY
 @given(text=st.text(alphabet()), version=st.sampled_from(("1.1", "1.2")))
 def test_escape_round_trip(text: str, version: str) -> None:
-    if version == "1.1" and "\r" in text:
+    if "\x00" in text or (version == "1.1" and "\r" in text):
         with pytest.raises(LocalProtocolError):
             escape(text, version)
         return

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +96,42 @@ def test_dockerfile_health_check_asks_healthz_with_python_only() -> None:
     assert "urllib.request" in healthcheck
     assert "/healthz" in healthcheck
     assert "curl" not in healthcheck
+
+
+def health_check_command() -> list[str]:
+    """The HEALTHCHECK's exec-form command, as the container runs it."""
+    (healthcheck,) = [line for line in dockerfile() if line.startswith("HEALTHCHECK")]
+    command: list[str] = json.loads(healthcheck.split(" CMD ", 1)[1])
+    return command
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_dockerfile_health_check_asks_the_port_the_gateway_listens_on(status: int) -> None:
+    """STOMP_GATEWAY_PORT moves the gateway, and the health check follows it."""
+    answered: list[str] = []
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answered.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Healthz) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = str(server.server_address[1])
+        python, *arguments = health_check_command()
+        assert python == "python"
+        environment = {**os.environ, "STOMP_GATEWAY_PORT": port}
+        result = subprocess.run(
+            [sys.executable, *arguments], env=environment, capture_output=True, check=False
+        )
+        server.shutdown()
+    assert answered == ["/healthz"]
+    assert (result.returncode == 0) == (status == 200), result.stderr
 
 
 def test_dockerfile_carries_oci_labels() -> None:

@@ -173,7 +173,7 @@ def test_compose_runs_kafka_mongodb_two_gateways_and_nginx() -> None:
     assert "mongo-data:/data/db" in services["mongo"]["volumes"]
     assert "mongo-data" in compose()["volumes"]
     assert services["nginx"]["image"].startswith("nginx:")
-    assert services["nginx"]["ports"] == ["8080:80"]
+    assert services["nginx"]["ports"] == ["${HTTP_PORT:-8080}:80"]
     mount = "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro"
     assert services["nginx"]["volumes"] == [mount]
 
@@ -220,6 +220,15 @@ def test_nginx_balances_over_both_gateways_on_their_port() -> None:
     port = image_environment()["STOMP_GATEWAY_PORT"]
     servers = re.findall(r"server ([\w-]+):(\d+)", upstream[1])
     assert servers == [(name, port) for name in GATEWAYS]
+    # least_conn counts over every worker process only with a shared zone.
+    assert "least_conn;" in upstream[1]
+    assert re.search(r"^\s*zone stomp_gateways \d+k;", upstream[1], re.M)
+
+
+def test_compose_health_checks_run_in_a_shell() -> None:
+    """CMD-SHELL: podman's Docker API splits CMD arguments at spaces (containers/podman#26519)."""
+    for name, service in compose()["services"].items():
+        assert service["healthcheck"]["test"][0] == "CMD-SHELL", name
 
 
 def test_nginx_upgrades_websockets_and_outlasts_heart_beats() -> None:

@@ -26,6 +26,18 @@ CANNOT_INSTALL = 77  # scripts/image-test prepare: podman cannot be installed he
 IMAGE = "localhost/stomp-gateway:test"
 
 
+def run(
+    command: list[str], environment: dict[str, str], *, check: bool, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; with ``check``, fail the test (with its stderr) unless it exits 0."""
+    result = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)}: exit {result.returncode}\n{result.stderr}")
+    return result
+
+
 def announce(config: pytest.Config, line: str) -> None:
     """Print ``line`` in the session's output, even when output is captured."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -44,17 +56,7 @@ class Podman:
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["podman", *args],
-            env=self.environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"podman {' '.join(args)}: exit {result.returncode}\n{result.stderr}")
-        return result
+        return run(["podman", *args], self.environment, check=check, timeout=timeout)
 
     def inspect(self, name: str, template: str) -> str:
         return self("inspect", "--format", template, name).stdout.strip()

@@ -43,7 +43,7 @@ import yaml
 from tests.conftest import free_port
 from tests.gateway import node as nodejs
 from tests.gateway.node import NodeClient, Spawn
-from tests.ops.podman import ROOT, Podman, http_status, wait_until_serving
+from tests.ops.podman import ROOT, Podman, http_status, run, wait_until_serving
 
 pytestmark = [pytest.mark.podman, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.timeout(900)]
 
@@ -223,17 +223,7 @@ def project(
 def compose(
     project: Project, *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*project.compose, *args],
-        env=project.environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"docker-compose {' '.join(args)}: exit {result.returncode}\n{result.stderr}")
-    return result
+    return run([*project.compose, *args], project.environment, check=check, timeout=timeout)
 
 
 def connections(port: int) -> float:

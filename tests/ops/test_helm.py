@@ -55,6 +55,7 @@ EVERY_OPTION: dict[str, Any] = {
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "chat", "operator": "Exists", "effect": "NoSchedule"}],
 }
+NO_SHARED_SECRET = {"auth.jwtSecret": ""}  # with EVERY_OPTION's public key
 OPTION_VARIABLES = {env_name(option) for option in OPTIONS}
 
 Manifests = dict[str, dict[str, Any]]
@@ -70,15 +71,21 @@ def helm() -> str:
 
 
 def run_helm(
-    helm: str, command: str, tmp_path: Path, values: dict[str, Any] | None = None, **sets: str
+    helm: str,
+    command: str,
+    tmp_path: Path,
+    values: dict[str, Any] | None = None,
+    sets: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``helm <command> [release] CHART`` with the required values, ``values`` and ``sets``."""
     release = ["chat"] if command == "template" else []
     arguments = [helm, *command.split(), *release, str(CHART)]
+    sets = sets or {}
     for name, value in REQUIRED.items():
-        arguments += ["--set-literal", f"{name}={sets.pop(name, value)}"]
+        arguments += ["--set-literal", f"{name}={sets.get(name, value)}"]
     for name, value in sets.items():
-        arguments += ["--set", f"{name}={value}"]
+        if name not in REQUIRED:
+            arguments += ["--set", f"{name}={value}"]
     if values is not None:
         path = tmp_path / "values.yaml"
         path.write_text(yaml.safe_dump(values))
@@ -87,10 +94,13 @@ def run_helm(
 
 
 def render(
-    helm: str, tmp_path: Path, values: dict[str, Any] | None = None, **sets: str
+    helm: str,
+    tmp_path: Path,
+    values: dict[str, Any] | None = None,
+    sets: dict[str, str] | None = None,
 ) -> Manifests:
     """The rendered manifests by kind, each validated against the Kubernetes API schemas."""
-    result = run_helm(helm, "template", tmp_path, values, **sets)
+    result = run_helm(helm, "template", tmp_path, values, sets)
     assert result.returncode == 0, result.stderr
     manifests: Manifests = {}
     for manifest in yaml.safe_load_all(result.stdout):
@@ -107,7 +117,7 @@ def render(
 
 def render_every_option(helm: str, tmp_path: Path) -> Manifests:
     """Every option on; the JWT key is a public key, so no shared secret."""
-    return render(helm, tmp_path, EVERY_OPTION, **{"auth.jwtSecret": ""})
+    return render(helm, tmp_path, EVERY_OPTION, NO_SHARED_SECRET)
 
 
 def container(manifests: Manifests) -> dict[str, Any]:
@@ -127,7 +137,7 @@ def environment(manifests: Manifests) -> dict[str, Any]:
 def test_helm_lint_passes_strictly(helm: str, tmp_path: Path) -> None:
     result = run_helm(helm, "lint --strict", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run_helm(helm, "lint --strict", tmp_path, EVERY_OPTION, **{"auth.jwtSecret": ""})
+    result = run_helm(helm, "lint --strict", tmp_path, EVERY_OPTION, NO_SHARED_SECRET)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -161,14 +171,14 @@ def test_every_option_renders_valid_manifests(helm: str, tmp_path: Path) -> None
 
 def test_the_three_required_values_are_asked_for_by_name(helm: str, tmp_path: Path) -> None:
     for name in REQUIRED:
-        result = run_helm(helm, "template", tmp_path, **{name: ""})
+        result = run_helm(helm, "template", tmp_path, sets={name: ""})
         assert result.returncode != 0
         assert name.split(".")[-1] in result.stderr, result.stderr
 
 
 def test_an_existing_secret_replaces_the_charts(helm: str, tmp_path: Path) -> None:
     values = {"auth": {"existingSecret": "chat-credentials"}}
-    manifests = render(helm, tmp_path, values, **{"mongodb.uri": "", "auth.jwtSecret": ""})
+    manifests = render(helm, tmp_path, values, {"mongodb.uri": "", "auth.jwtSecret": ""})
     assert "Secret" not in manifests
     references = [
         variable["valueFrom"]["secretKeyRef"]["name"]
@@ -197,9 +207,8 @@ def test_two_replicas_at_least_and_one_disruption_at_a_time(helm: str, tmp_path:
     assert manifests["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
     fixed = render(helm, tmp_path, {"autoscaling": {"enabled": False}})
     assert fixed["Deployment"]["spec"]["replicas"] == 2
-    result = run_helm(
-        helm, "template", tmp_path, replicaCount="1", **{"autoscaling.enabled": "false"}
-    )
+    sets = {"replicaCount": "1", "autoscaling.enabled": "false"}
+    result = run_helm(helm, "template", tmp_path, sets=sets)
     assert result.returncode != 0
     assert "replicaCount must be at least 2" in result.stderr
 

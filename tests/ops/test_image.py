@@ -48,7 +48,11 @@ class Container:
 
 @pytest.fixture
 def container(podman: Podman, gateway_image: str) -> Iterator[Container]:
-    """The image running as an operator would start it; removed afterwards."""
+    """
+    The image running as an operator would start it, locked down as the Helm
+    chart's pods are (read-only root filesystem, no capabilities, no privilege
+    escalation); removed afterwards.
+    """
     started = Container(f"stomp-gateway-test-{uuid.uuid4().hex[:12]}", free_port())
     podman(
         "run", "--detach", "--name", started.name,
@@ -56,6 +60,9 @@ def container(podman: Podman, gateway_image: str) -> Iterator[Container]:
         "--env", f"STOMP_GATEWAY_DRAIN_PERIOD={DRAIN_PERIOD}",
         "--env", f"STOMP_GATEWAY_SHUTDOWN_TIMEOUT={SHUTDOWN_TIMEOUT}",
         "--publish", f"127.0.0.1:{started.port}:{PORT}",
+        # As the Helm chart's securityContext runs it.
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
         gateway_image,
     )  # fmt: skip
     try:

@@ -33,8 +33,10 @@ ENV PATH=/opt/stomp-gateway/bin:$PATH \
     STOMP_GATEWAY_PORT=8080
 USER 10001
 EXPOSE 8080
+# The health check asks the port the gateway listens on: STOMP_GATEWAY_PORT as
+# the container runs with it (podman run -e / compose environment), 8080 unset.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('STOMP_GATEWAY_PORT', '8080'), timeout=2)"]
 # Docker's stop signal: the gateway drains (see --drain-period), then exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["stomp-gateway"]

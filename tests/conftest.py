@@ -71,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "mongo: needs a real MongoDB server: $MONGO_URI, else one started with "
         "scripts/mongo-local (mongod, or FerretDB built with Go); deselect with -m 'not mongo'",
     )
+    config.addinivalue_line(
+        "markers",
+        "podman: builds or runs the image with podman (scripts/image-test prepare installs "
+        "it; skipped, loudly, where it cannot be); deselect with -m 'not podman'",
+    )
 
 
 def run_local(

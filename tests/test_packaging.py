@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,42 @@ def test_dockerfile_health_check_asks_healthz_with_python_only() -> None:
     assert "curl" not in healthcheck
 
 
+def health_check_command() -> list[str]:
+    """The HEALTHCHECK's exec-form command, as the container runs it."""
+    (healthcheck,) = [line for line in dockerfile() if line.startswith("HEALTHCHECK")]
+    command: list[str] = json.loads(healthcheck.split(" CMD ", 1)[1])
+    return command
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_dockerfile_health_check_asks_the_port_the_gateway_listens_on(status: int) -> None:
+    """STOMP_GATEWAY_PORT moves the gateway, and the health check follows it."""
+    answered: list[str] = []
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answered.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Healthz) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = str(server.server_address[1])
+        python, *arguments = health_check_command()
+        assert python == "python"
+        environment = {**os.environ, "STOMP_GATEWAY_PORT": port}
+        result = subprocess.run(
+            [sys.executable, *arguments], env=environment, capture_output=True, check=False
+        )
+        server.shutdown()
+    assert answered == ["/healthz"]
+    assert (result.returncode == 0) == (status == 200), result.stderr
+
+
 def test_dockerfile_carries_oci_labels() -> None:
     labels = " ".join(line for line in dockerfile() if line.startswith("LABEL "))
     for key in ("title", "description", "version"):
@@ -133,7 +173,7 @@ def test_compose_runs_kafka_mongodb_two_gateways_and_nginx() -> None:
     assert "mongo-data:/data/db" in services["mongo"]["volumes"]
     assert "mongo-data" in compose()["volumes"]
     assert services["nginx"]["image"].startswith("nginx:")
-    assert services["nginx"]["ports"] == ["8080:80"]
+    assert services["nginx"]["ports"] == ["${HTTP_PORT:-8080}:80"]
     mount = "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro"
     assert services["nginx"]["volumes"] == [mount]
 
@@ -180,6 +220,15 @@ def test_nginx_balances_over_both_gateways_on_their_port() -> None:
     port = image_environment()["STOMP_GATEWAY_PORT"]
     servers = re.findall(r"server ([\w-]+):(\d+)", upstream[1])
     assert servers == [(name, port) for name in GATEWAYS]
+    # least_conn counts over every worker process only with a shared zone.
+    assert "least_conn;" in upstream[1]
+    assert re.search(r"^\s*zone stomp_gateways \d+k;", upstream[1], re.M)
+
+
+def test_compose_health_checks_run_in_a_shell() -> None:
+    """CMD-SHELL: podman's Docker API splits CMD arguments at spaces (containers/podman#26519)."""
+    for name, service in compose()["services"].items():
+        assert service["healthcheck"]["test"][0] == "CMD-SHELL", name
 
 
 def test_nginx_upgrades_websockets_and_outlasts_heart_beats() -> None:

@@ -98,6 +98,8 @@ class Config:
     kafka_replication_factor: int = 1
     partitioner: str = "modulo"
     kafka_send_timeout: float = 5.0
+    fan_out_partitions: str = "all"
+    workers: int = 1
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
     recovery_buffer: int = 10_000
@@ -123,6 +125,11 @@ class Config:
             return "--room-authorization http needs --room-authorization-url"
         if bool(self.tls_cert) != bool(self.tls_key):
             return "--tls-cert and --tls-key go together"
+        if self.workers > 1 and not self.kafka_bootstrap:
+            return (
+                "--workers above 1 needs --kafka-bootstrap: workers are separate processes, "
+                "and only Kafka carries messages between them"
+            )
         return None
 
 
@@ -522,6 +529,19 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds Kafka has to acknowledge a message before the sender is told it failed.",
         _positive_float,
         metavar="S",
+    ),
+    Option(
+        "fan-out-partitions",
+        "Partitions an instance reads: all (every record, as the seed) or interest (only "
+        "those holding a room with a local subscriber).",
+        choices=("all", "interest"),
+    ),
+    Option(
+        "workers",
+        "Processes serving the port (SO_REUSEPORT), each a full instance; above 1 needs "
+        "--kafka-bootstrap.",
+        _positive_int,
+        metavar="N",
     ),
     Option(
         "mongo-uri",

@@ -74,6 +74,7 @@ def make_bus(config: Config) -> MessageBus:
             replication_factor=config.kafka_replication_factor,
             partitioner="hash" if config.partitioner == "hash" else "modulo",
             send_timeout=config.kafka_send_timeout,
+            fan_out_partitions="interest" if config.fan_out_partitions == "interest" else "all",
         )
     )
 
@@ -202,6 +203,7 @@ class Gateway:
         self.metrics.connections = self.connections.__len__
         self.metrics.subscriptions = self.registry.__len__
         self.metrics.bus_lag = self.bus.fan_out_lag
+        self.metrics.bus_reads = self.bus.fan_out_counts
         self.metrics.persister_lag = lambda: self.persister.lag
         self._idle = asyncio.Event()
         self._server: Server | None = None

@@ -8,6 +8,7 @@ import logging
 import ssl
 import zoneinfo
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -44,6 +45,7 @@ from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 from .sockjs import Route
+from .workers import WorkerMetrics
 
 __all__ = ["SUBPROTOCOLS", "Gateway"]
 
@@ -137,6 +139,8 @@ class Gateway:
         config: The settings.
         bus: The message bus; the in-memory bus by default.
         store: The message store; the in-memory store by default.
+        worker: Index and metrics directory of a worker of ``--workers``
+            (it shares its port, and ``/metrics`` covers every worker).
 
     Attributes:
         registry: Local subscriptions (tests read its size).
@@ -151,6 +155,7 @@ class Gateway:
         *,
         bus: MessageBus | None = None,
         store: MessageStore | None = None,
+        worker: tuple[int, Path] | None = None,
     ) -> None:
         self.config = config
         self.limits = Limits(config.max_frame_size, config.max_headers, config.max_header_line)
@@ -177,6 +182,9 @@ class Gateway:
             recent=RecentMessages(config.recovery_buffer),
             metrics=self.metrics,
         )
+        self.worker_metrics = (
+            None if worker is None else WorkerMetrics(self.metrics.render, *worker)
+        )
         self.persister = Persister(self.bus, self.store)
         presence_store, self.connection_log = make_backend_stores(config, self.store)
         self.presence = PresenceTracker(presence_store, self.router)
@@ -194,7 +202,9 @@ class Gateway:
             demo_page=config.demo_page,
             readiness=self.readiness,
             backend=backend,
-            metrics=self.metrics.render,
+            metrics=self.metrics.render
+            if self.worker_metrics is None
+            else self.worker_metrics.render,
         )
         self.authenticator = make_authenticator(config)
         self.authorizer = make_authorizer(config)
@@ -207,6 +217,7 @@ class Gateway:
         self.metrics.persister_lag = lambda: self.persister.lag
         self._idle = asyncio.Event()
         self._server: Server | None = None
+        self._sharing: asyncio.Task[None] | None = None
 
     async def readiness(self) -> str | None:
         """Return None when bus and store are reachable and history keeps up."""
@@ -243,7 +254,10 @@ class Gateway:
             max_size=max(2**20, 2 * self.config.max_frame_size),
             open_timeout=self.config.handshake_timeout,
             ssl=make_tls_context(self.config),
+            reuse_port=self.worker_metrics is not None,  # workers share the port
         )
+        if self.worker_metrics is not None:
+            self._sharing = asyncio.create_task(_share_metrics(self.worker_metrics))
         logger.info(
             "listening on %s:%d endpoints=%s tls=%s",
             self.config.host,
@@ -331,6 +345,8 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._sharing is not None:
+            self._sharing.cancel()
         self.persister.stop_retrying()
         await self.presence.store.close()
         await self.connection_log.close()
@@ -345,6 +361,13 @@ class Gateway:
 
 
 _RAW = RawFraming()  # stateless, shared by all raw connections
+
+
+async def _share_metrics(metrics: WorkerMetrics) -> None:
+    """Keep this worker's metrics readable by the others."""
+    while True:
+        metrics.share()
+        await asyncio.sleep(metrics.SHARE_INTERVAL)
 
 
 def _host(connection: ServerConnection) -> str:

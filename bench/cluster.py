@@ -155,6 +155,20 @@ async def scrape_all(port: int) -> dict[str, float]:
     return values
 
 
+async def fetching_done(ports: list[int], workers: int, timeout: float = 30) -> None:
+    """Until the instances' fetched records stop growing (the fan-out caught up)."""
+    # With --workers, each worker's figures reach the others' /metrics within a second.
+    quiet = 1.5 if workers > 1 else 0.5
+    deadline = time.monotonic() + timeout
+    last = -1.0
+    while time.monotonic() < deadline:
+        fetched = sum([(await scrape_all(port)).get("fetched", 0.0) for port in ports])
+        if fetched == last:
+            return
+        last = fetched
+        await asyncio.sleep(quiet)
+
+
 async def all_workers_up(port: int, workers: int, timeout: float = 60) -> None:
     """Until ``/metrics`` has every worker's figures (/readyz answered from one)."""
     if workers == 1:
@@ -233,10 +247,9 @@ async def run_step(
     srv = _Profiled([pid for gateway in servers for pid in process_tree(gateway.process.pid)])
     async with profiled(srv, _Named(f"cluster-{step.name}"), profile):  # type: ignore[arg-type]
         go_ns, results = await workers.go()
+        await fetching_done(ports, step.workers)
         wall = time.monotonic() - started
         cpu = [tree_cpu(g.process.pid) - c for g, c in zip(servers, cpu_before, strict=True)]
-    if step.workers > 1:
-        await asyncio.sleep(1.5)  # each worker's figures reach the others' /metrics within 1 s
     after = [await scrape_all(port) for port in ports]
     histogram: Counter[int] = Counter()
     for result in results:
@@ -349,9 +362,10 @@ async def cluster(
     load = QUICK if options.quick else FULL
     load = dataclasses.replace(load, partitions=options.kafka_partitions or load.partitions)
     read_us: float | None = None
-    records = [record_costs(10_000 if options.quick else 200_000)]
-    emit(records[0])
+    records: list[dict[str, Any]] = []
     with broker(options.kafka_bootstrap) as bootstrap, mongo_server(options.mongo_uri) as mongo:
+        records.append(record_costs(5_000 if options.quick else 200_000, bootstrap))
+        emit(records[0])
         for step in steps(load, options.quick):
             log(f"cluster {step} {load}")
             async with (
@@ -381,11 +395,10 @@ async def cluster(
     return records
 
 
-def record_costs(count: int) -> dict[str, Any]:
+def record_costs(count: int, bootstrap: str) -> dict[str, Any]:
     """bench/record_costs.py, in a process of its own (it imports the gateway's packages)."""
     script = Path(__file__).with_name("record_costs.py")
-    output = subprocess.run(
-        [sys.executable, "-P", str(script), str(count)], capture_output=True, text=True, check=True
-    )
+    command = [sys.executable, "-P", str(script), str(count), bootstrap]
+    output = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(output.stdout)
     return result

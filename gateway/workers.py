@@ -165,7 +165,11 @@ class _Supervisor:
 
     def _start(self, index: int) -> None:
         environment = {**os.environ, WORKER_ENV: f"{index}:{self.directory}"}
-        process = subprocess.Popen(self.command, env=environment, preexec_fn=_die_with_parent)
+        # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
+        # passes it on once (twice would make a worker exit without draining).
+        process = subprocess.Popen(
+            self.command, env=environment, preexec_fn=_die_with_parent, start_new_session=True
+        )
         self.processes[index] = process
         logger.info("worker %d started: pid %d", index, process.pid)
 

@@ -40,14 +40,19 @@ async def topic(kafka_bootstrap: str, kafka_topic: str) -> str:
     return kafka_topic
 
 
-def interest_options(bootstrap: str, topic: str, **extra: Any) -> dict[str, Any]:
+@pytest.fixture
+def options(kafka_bootstrap: str, topic: str, mongo_db_uri: str) -> dict[str, Any]:
+    """
+    Instances in interest mode on this test's topic, with MongoDB: the persister reads
+    as a consumer group, so the fan-out alone reads by interest.
+    """
     return {
-        "kafka_bootstrap": bootstrap,
+        "kafka_bootstrap": kafka_bootstrap,
         "kafka_topic": topic,
         "kafka_partitions": PARTITIONS,
         "fan_out_partitions": "interest",
+        "mongo_uri": mongo_db_uri,
         **UNLIMITED_SENDS,
-        **extra,
     }
 
 
@@ -151,14 +156,8 @@ def check_period(reader: Reader, period: Period) -> None:
 
 
 async def test_rooms_in_churn_lose_nothing_and_leak_nothing(
-    make_gateway: GatewayFactory,
-    kafka_bootstrap: str,
-    topic: str,
-    mongo_db_uri: str,
-    clients: list[StompTestClient],
+    make_gateway: GatewayFactory, options: dict[str, Any], clients: list[StompTestClient]
 ) -> None:
-    # With MongoDB the persister reads as a consumer group: the fan-out alone reads by interest.
-    options = interest_options(kafka_bootstrap, topic, mongo_uri=mongo_db_uri)
     a = await make_gateway(**options)
     b = await make_gateway(**options)
     assert b.bus.fan_out_counts().partitions == 0  # no subscriber: nothing fetched
@@ -197,13 +196,8 @@ async def test_rooms_in_churn_lose_nothing_and_leak_nothing(
 
 
 async def test_restarted_instance_recovers_the_gap_from_the_store(
-    make_gateway: GatewayFactory,
-    kafka_bootstrap: str,
-    topic: str,
-    mongo_db_uri: str,
-    clients: list[StompTestClient],
+    make_gateway: GatewayFactory, options: dict[str, Any], clients: list[StompTestClient]
 ) -> None:
-    options = interest_options(kafka_bootstrap, topic, mongo_uri=mongo_db_uri)
     a = await make_gateway(**options)
     b = Gateway(a.config)
     await b.start()

@@ -92,8 +92,8 @@ def record_costs(count: int) -> dict[str, Any]:
     }
 
 
-async def aiokafka_read_cost(bootstrap: str, count: int) -> float:
-    """Microseconds of this process's CPU per record a fan-out consumer fetches and decodes."""
+async def filled_topic(bootstrap: str, count: int) -> str:
+    """A new topic holding ``count`` chat records over the rooms."""
     topic = f"bench-read-{uuid.uuid4().hex[:12]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -114,6 +114,11 @@ async def aiokafka_read_cost(bootstrap: str, count: int) -> float:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
+    return topic
+
+
+async def aiokafka_read_cost(bootstrap: str, topic: str, count: int) -> float:
+    """Microseconds of this process's CPU per record a fan-out consumer fetches and decodes."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **FAN_OUT_FETCH)
     await consumer.start()
     try:
@@ -127,6 +132,26 @@ async def aiokafka_read_cost(bootstrap: str, count: int) -> float:
         return 1e6 * (time.process_time() - started) / read
     finally:
         await consumer.stop()
+
+
+def librdkafka_read_cost(bootstrap: str, topic: str, count: int) -> float | None:
+    """The same through confluent-kafka (librdkafka's threads count too); None if not installed."""
+    try:
+        from confluent_kafka import Consumer
+        from confluent_kafka import TopicPartition as Assigned
+    except ImportError:
+        return None
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-read", "enable.auto.commit": False}
+    )
+    try:
+        consumer.assign([Assigned(topic, p, 0) for p in range(PARTITIONS)])  # from offset 0
+        started, read = time.process_time(), 0
+        while read < count:
+            read += len(consumer.consume(num_messages=1000, timeout=1.0))
+        return 1e6 * (time.process_time() - started) / read
+    finally:
+        consumer.close()
 
 
 class _Sink:
@@ -144,8 +169,12 @@ def main(argv: list[str]) -> dict[str, Any]:
     count = int(argv[0]) if argv else 200_000
     costs = record_costs(count)
     if len(argv) > 1:
-        reading = asyncio.run(aiokafka_read_cost(argv[1], min(count, 20_000)))
+        records = min(count, 20_000)
+        topic = asyncio.run(filled_topic(argv[1], records))
+        reading = asyncio.run(aiokafka_read_cost(argv[1], topic, records))
         costs["us_per_record_aiokafka"] = round(reading, 2)
+        if (librdkafka := librdkafka_read_cost(argv[1], topic, records)) is not None:
+            costs["us_per_record_librdkafka"] = round(librdkafka, 2)
         before = reading + costs["us_per_unsubscribed_read"]
         costs["seed_ceiling_records_per_core_s"] = round(1e6 / before)
         costs["skip_ceiling_records_per_core_s"] = round(1e6 / (reading + costs["us_per_skipped"]))

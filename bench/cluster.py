@@ -209,7 +209,7 @@ async def run_step(
     read_us: float | None,
 ) -> list[dict[str, Any]]:
     """Run the load of one step; one line per instance, then the cluster's."""
-    from suite import percentile, profiled
+    from suite import Scenario, Server, percentile, profiled
 
     ports = [gateway.port for gateway in servers]
     subscriptions = placement(step, load, ports, seed=16)
@@ -244,8 +244,10 @@ async def run_step(
     before = [await scrape_all(port) for port in ports]
     cpu_before = [tree_cpu(gateway.process.pid) for gateway in servers]
     started = time.monotonic()
-    srv = _Profiled([pid for gateway in servers for pid in process_tree(gateway.process.pid)])
-    async with profiled(srv, _Named(f"cluster-{step.name}"), profile):  # type: ignore[arg-type]
+    first, *others = [pid for gateway in servers for pid in process_tree(gateway.process.pid)]
+    srv = Server("gateway", ports[0], "/ws", first, other_pids=tuple(others))
+    named = Scenario(f"cluster-{step.name}", ("gateway",), step.subscribers, load.rooms)
+    async with profiled(srv, named, profile):
         go_ns, results = await workers.go()
         await fetching_done(ports, step.workers)
         wall = time.monotonic() - started
@@ -327,31 +329,6 @@ def instance_line(
         line["cpu_pct_no_subscriber"] = round(100 * unsubscribed / wall, 1)
         line["cpu_pct_delivered"] = round(100 * (busy - unsubscribed) / wall, 1)
     return line
-
-
-@dataclasses.dataclass
-class _Profiled:
-    """What suite.profiled needs of a server: its pids."""
-
-    pids_: list[int]
-    target: str = "gateway"
-
-    @property
-    def pid(self) -> int:
-        return self.pids_[0]
-
-    @property
-    def other_pids(self) -> tuple[int, ...]:
-        return tuple(self.pids_[1:])
-
-    @property
-    def pids(self) -> tuple[int, ...]:
-        return tuple(self.pids_)
-
-
-@dataclasses.dataclass
-class _Named:
-    name: str
 
 
 async def cluster(

@@ -5,8 +5,10 @@ The supervisor (the process started) binds nothing but a reservation of the
 port, starts the workers as ``stomp-gateway ... --workers 1`` with
 :data:`WORKER_ENV` set, and each worker listens with ``SO_REUSEPORT``: the
 kernel spreads new connections over them. A worker that exits unasked is
-logged and started again; SIGTERM and SIGINT are passed on to every worker,
-which drain as one instance does, and the supervisor exits once all have.
+logged and started again, unless it could not start at all (then all stop and
+the supervisor exits 1, as one instance would); SIGTERM and SIGINT are passed
+on to every worker, which drain as one instance does, and the supervisor exits
+once all have.
 
 Each worker writes its metrics to a file of a directory the supervisor owns
 (:class:`WorkerMetrics`): ``/metrics``, on whichever worker a scrape lands,
@@ -38,6 +40,9 @@ logger = logging.getLogger("gateway.workers")
 
 WORKER_ENV = "STOMP_GATEWAY_WORKER"  # "<index>:<metrics directory>", set for workers only
 RESTART_PAUSE = 1.0  # seconds between restarts of a worker that keeps crashing
+# A worker exiting 1 this soon after its start could not start (port taken, Kafka
+# unreachable: see cli.run): starting it again would fail the same way.
+STARTUP_SECONDS = 30.0
 POLL = 0.2  # seconds between looks at the workers
 _PR_SET_PDEATHSIG = 1
 
@@ -114,7 +119,11 @@ def _labelled(sample: Sample, worker: str) -> Sample:
 def supervise(argv: Sequence[str], workers: int, host: str, port: int) -> int:
     """Run ``workers`` workers on ``host:port`` until SIGTERM or SIGINT; return the exit code."""
     with tempfile.TemporaryDirectory(prefix="stomp-gateway-workers-") as directory:
-        reservation, port = _reserve(host, port)
+        try:
+            reservation, port = _reserve(host, port)
+        except OSError as exc:
+            logger.error("cannot start: %s:%d: %s", host, port, exc.strerror or exc)
+            return 1
         try:
             return _Supervisor(argv, workers, port, Path(directory)).run()
         finally:
@@ -139,6 +148,7 @@ class _Supervisor:
         self.command += ["--workers", "1"]
         self.directory = directory
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.started_at: dict[int, float] = {}
         self.count = workers
         self.stopping: int | None = None  # the signal being passed on
 
@@ -171,6 +181,7 @@ class _Supervisor:
             self.command, env=environment, preexec_fn=_die_with_parent, start_new_session=True
         )
         self.processes[index] = process
+        self.started_at[index] = time.monotonic()
         logger.info("worker %d started: pid %d", index, process.pid)
 
     def _restart_exited(self) -> None:
@@ -178,6 +189,10 @@ class _Supervisor:
             code = process.poll()
             if code is None or self.stopping is not None:
                 continue
+            if code == 1 and time.monotonic() - self.started_at[index] < STARTUP_SECONDS:
+                logger.error("worker %d could not start: stopping every worker", index)
+                self._on_signal(signal.SIGTERM, None)
+                return
             logger.error("worker %d (pid %d) exited with %d: restarting", index, process.pid, code)
             (self.directory / f"worker-{index}.prom").unlink(missing_ok=True)
             time.sleep(RESTART_PAUSE)  # a worker that cannot start must not spin

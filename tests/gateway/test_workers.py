@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from typing import Any
@@ -178,3 +179,26 @@ def test_in_memory_bus_refuses_more_than_one_worker() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert "--kafka-bootstrap" in lines[-1], result.stderr
+
+
+def test_workers_that_cannot_start_stop_the_supervisor() -> None:
+    unreachable = ("--kafka-bootstrap", "127.0.0.1:1")  # refused at once
+    command = [str(STOMP_GATEWAY), "--workers", "2", "--port", "0", *unreachable]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "could not start: stopping every worker" in result.stderr
+    assert "restarting" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_is_one_line_and_exit_1(kafka_bootstrap: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()  # without SO_REUSEPORT: nobody may share it
+        port = str(taken.getsockname()[1])
+        command = [str(STOMP_GATEWAY), "--workers", "2", "--host", "127.0.0.1", "--port", port]
+        command += ["--kafka-bootstrap", kafka_bootstrap]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "cannot start: " in result.stderr
+    assert "Traceback" not in result.stderr

@@ -75,7 +75,8 @@ class MessageBus(Protocol):
     Carries chat messages between gateway instances, in order per key.
 
     Listeners are called with every record of every partition, in partition
-    order, on every instance (the fan-out).
+    order, on every instance (the fan-out); keyed listeners at least with
+    those of the keys watched.
     """
 
     async def start(self) -> None:

@@ -185,8 +185,9 @@ class KafkaBus:
         try:
             async with asyncio.timeout(self.settings.send_timeout):
                 position = await consumer.position(partition)
-        except (KafkaError, TimeoutError) as exc:  # unwatched meanwhile, or Kafka is away
-            logger.warning("fan-out cannot start partition %d: %r", partition.partition, exc)
+        except (KafkaError, TimeoutError) as exc:
+            if partition in self._wanted:  # else unwatched meanwhile: nothing to start
+                logger.warning("fan-out cannot start partition %d: %r", partition.partition, exc)
             return
         if partition in self._wanted:
             self._positions.setdefault(partition, position)

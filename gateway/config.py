@@ -557,7 +557,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "recovery-buffer",
-        "Newest messages (all rooms) kept for recovery while the store catches up.",
+        "Newest messages (rooms with a local subscriber) kept for recovery while the store "
+        "catches up.",
         _non_negative_int,
         metavar="N",
     ),

@@ -68,6 +68,8 @@ class Load:
     subscribers: int
 
 
+PUBLISHERS_PER_PORT = 8  # for the workers steps
+
 FULL = Load(rooms=2000, rate=1000, seconds=10, partitions=64, subscribers=2000)
 QUICK = Load(rooms=40, rate=100, seconds=1.5, partitions=8, subscribers=40)
 
@@ -219,7 +221,8 @@ async def run_step(
         "rooms": list(range(1, load.rooms + 1)),
         "messages": messages,
         "rate": None if step.burst else load.rate,
-        "publishers": len(publish_ports),
+        # Workers share a port: enough publishers that the kernel spreads them over all.
+        "publishers": max(len(publish_ports), PUBLISHERS_PER_PORT if step.burst else 1),
         "receipts": False,
         "window": 0,
     }
@@ -344,7 +347,10 @@ async def cluster(
         emit(costs)
         records.append(costs)
         read_us = costs["us_per_record_aiokafka"] + costs["us_per_skipped"]
+        chosen = (options.cluster_steps or "").split(",")
         for step in steps(load, options.quick):
+            if not any(step.name.startswith(prefix) for prefix in chosen):
+                continue
             log(f"cluster {step} {load}")
             async with (
                 fresh_database(mongo) as (uri, _),

@@ -621,6 +621,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--kafka-partitions", type=int, help="cluster: partitions of the topic (default 64)"
     )
+    parser.add_argument(
+        "--cluster-steps", help="cluster: only the steps whose names start so (comma-separated)"
+    )
     parser.add_argument("--targets", default=",".join(TARGETS), help="of gateway,rabbitmq,floor")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply counts and rates")
     parser.add_argument(

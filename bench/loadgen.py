@@ -80,9 +80,10 @@ class Dialect:
             headers["host"] = "localhost"
         return stomp("CONNECT", headers)
 
-    def subscribe(self, room: int, receipt: str) -> bytes:
+    def subscribe(self, room: int, receipt: str, subscription: str = "0") -> bytes:
         destination = f"/topic/room.{room}" if self.target == "rabbitmq" else f"/sub/chat/{room}"
-        return stomp("SUBSCRIBE", {"id": "0", "destination": destination, "receipt": receipt})
+        headers = {"id": subscription, "destination": destination, "receipt": receipt}
+        return stomp("SUBSCRIBE", headers)
 
     def publish(self, room: int, seq: int, receipt: bool = False) -> bytes:
         text = chat_text(seq)
@@ -273,7 +274,7 @@ class Worker:
         self.histogram: collections.Counter[int] = collections.Counter()
         self.beating: list[Client] = []  # STOMP clients CONNECTED, in order
 
-    async def open(self, port: int, subscribe_to: int | None) -> Client:
+    async def open(self, port: int, subscribe_to: list[int]) -> Client:
         loop = asyncio.get_running_loop()
         spec = self.spec
         subprotocol = "v12.stomp" if self.dialect.stomp else None
@@ -288,28 +289,36 @@ class Worker:
         if self.dialect.stomp:
             await client.request(self.dialect.connect(spec.get("heartbeat_ms", 0)), b"CONNECTED")
             self.beating.append(client)
-            if subscribe_to is not None:
-                frame = self.dialect.subscribe(subscribe_to, "s")
-                await client.request(frame, b"receipt-id:s")
+            for number, room in enumerate(subscribe_to):
+                frame = self.dialect.subscribe(room, f"s{number}", str(number))
+                await client.request(frame, f"receipt-id:s{number}\n".encode())
         return client
+
+    def subscriptions(self) -> list[tuple[int, list[int]]]:
+        """Each subscriber's port and rooms: ``subscriptions``, else one room each on one port."""
+        spec = self.spec
+        if "subscriptions" in spec:
+            return [(port, rooms) for port, rooms in spec["subscriptions"]]
+        # Subscribers and publishers may be on different instances (Kafka).
+        port = spec.get("subscribe_port", spec["port"])
+        return [(port, [room]) for room in spec["rooms"]]
 
     async def setup(self) -> None:
         """Open the connections; those CONNECTED send their heart-beats meanwhile."""
         spec = self.spec
-        rooms: list[int] = spec["rooms"]
         semaphore = asyncio.Semaphore(100)  # connections being opened at once
-        # Subscribers and publishers may be on different instances (Kafka).
-        port = spec.get("subscribe_port", spec["port"])
 
-        async def one(room: int) -> Client:
+        async def one(port: int, rooms: list[int]) -> Client:
             async with semaphore:
-                return await self.open(port, room)
+                return await self.open(port, rooms)
 
-        self.subscribers = list(await asyncio.gather(*(one(room) for room in rooms)))
+        subscriptions = self.subscriptions()
+        self.subscribers = list(await asyncio.gather(*(one(*s) for s in subscriptions)))
         publish = spec.get("publish")
         if publish:
-            for _ in range(publish["publishers"]):
-                self.publishers.append(await self.open(spec["port"], None))
+            ports = spec.get("publish_ports") or [spec["port"]]
+            for number in range(publish["publishers"]):
+                self.publishers.append(await self.open(ports[number % len(ports)], []))
 
     async def run(self, go_ns: int) -> dict[str, Any]:
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -353,7 +362,7 @@ class Worker:
             return [0] * len(self.subscribers)
         rooms: list[int] = publish["rooms"]
         count = collections.Counter(rooms[seq % len(rooms)] for seq in range(publish["messages"]))
-        return [count[room] for room in self.spec["rooms"]]
+        return [sum(count[room] for room in joined) for _, joined in self.subscriptions()]
 
     def expected(self) -> int:
         return sum(self.per_sub())

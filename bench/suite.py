@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cluster import cluster
 from gateways import (
     broker,
     free_port,
@@ -360,7 +361,7 @@ async def measure(
 
 def ratios(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     lines = []
-    by_key = {(r["scenario"], r["target"]): r for r in records}
+    by_key = {(r["scenario"], r["target"]): r for r in records if "target" in r}
     fields = ("deliveries_per_s", "lat_ms_p50", "lat_ms_p99", "rss_kib_per_conn", "idle_cpu_pct")
     for (scenario, target), record in by_key.items():
         if target != "gateway":
@@ -575,6 +576,9 @@ async def run_scenarios(options: argparse.Namespace) -> int:
             if name == "kafka":
                 records += await through_kafka(options, table, log_dir, cores)
                 continue
+            if name == "cluster":
+                records += await cluster(options, log_dir, cores)
+                continue
             scenario = scaled(table[name], options.scale)
             for target in scenario.targets:
                 if target not in targets:
@@ -612,7 +616,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     server_cpus, loadgen_cpus = default_cpus()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--scenarios", default="fanout,rooms,idle", help="of fanout,rooms,idle,kafka"
+        "--scenarios", default="fanout,rooms,idle", help="of fanout,rooms,idle,kafka,cluster"
+    )
+    parser.add_argument(
+        "--kafka-partitions", type=int, help="cluster: partitions of the topic (default 64)"
+    )
+    parser.add_argument(
+        "--cluster-steps", help="cluster: only the steps whose names start so (comma-separated)"
     )
     parser.add_argument("--targets", default=",".join(TARGETS), help="of gateway,rabbitmq,floor")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply counts and rates")

@@ -101,7 +101,20 @@ class ChatService:
         self.max_message_length = max_message_length
         self.max_nickname_length = max_nickname_length
         self.recent = recent
-        bus.add_listener(self.fan_out)
+        # Keyed: the bus may drop records of rooms without a local subscriber unread.
+        bus.add_listener(self.fan_out, keyed=True)
+        registry.tell(self)
+
+    def occupied(self, destination: str) -> Awaitable[None] | None:
+        """A room has a local subscriber: the bus hands on its records (see :class:`Interest`)."""
+        room_id = self.router.room_of(destination)
+        return None if room_id is None else self.bus.watch(str(room_id))
+
+    def vacated(self, destination: str) -> None:
+        """A room's last local subscriber left: its records may be skipped."""
+        room_id = self.router.room_of(destination)
+        if room_id is not None:
+            self.bus.unwatch(str(room_id))
 
     async def publish(self, message: ChatMessage) -> Awaitable[None] | None:
         """

@@ -15,6 +15,7 @@ from .collector import tune_collector
 from .config import Config, parse_command_line, printable_config
 from .logs import configure_logging
 from .server import Gateway
+from .workers import supervise, worker_identity
 
 __all__ = ["main", "run"]
 
@@ -28,7 +29,7 @@ async def run(config: Config) -> int:
     SIGTERM (a restart: Docker, Kubernetes) drains for ``--drain-period``
     first; SIGINT (Ctrl-C) shuts down at once.
     """
-    gateway = Gateway(config)
+    gateway = Gateway(config, worker=worker_identity())
     try:
         await gateway.start()
     except (OSError, BusError) as exc:
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(printable_config(config))
         return 0
     configure_logging(config.log_level, config.log_format)
+    if config.workers > 1:
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        return supervise(arguments, config.workers, config.host, config.port)
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
         return runner.run(run(config))
 

@@ -104,6 +104,8 @@ class Config:
     kafka_replication_factor: int = 1
     partitioner: str = "modulo"
     kafka_send_timeout: float = 5.0
+    fan_out_partitions: str = "all"
+    workers: int = 1
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
     recovery_buffer: int = 10_000
@@ -135,6 +137,11 @@ class Config:
                 f"--max-outbound-bytes ({self.max_outbound_bytes}) must be at least "
                 f"--max-frame-size ({self.max_frame_size}) + {FRAME_HEADROOM}: else every "
                 "subscriber of one large message is closed as a slow consumer"
+            )
+        if self.workers > 1 and not self.kafka_bootstrap:
+            return (
+                "--workers above 1 needs --kafka-bootstrap: workers are separate processes, "
+                "and only Kafka carries messages between them"
             )
         return None
 
@@ -557,6 +564,19 @@ OPTIONS: tuple[Option, ...] = (
         metavar="S",
     ),
     Option(
+        "fan-out-partitions",
+        "Partitions an instance reads: all (every record, as the seed) or interest (only "
+        "those holding a room with a local subscriber).",
+        choices=("all", "interest"),
+    ),
+    Option(
+        "workers",
+        "Processes serving the port (SO_REUSEPORT), each a full instance; above 1 needs "
+        "--kafka-bootstrap.",
+        _positive_int,
+        metavar="N",
+    ),
+    Option(
         "mongo-uri",
         "MongoDB connection string (database from the URI, else chat); switches the "
         "store from in-memory to MongoDB.",
@@ -570,7 +590,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "recovery-buffer",
-        "Newest messages (all rooms) kept for recovery while the store catches up.",
+        "Newest messages (rooms with a local subscriber) kept for recovery while the store "
+        "catches up.",
         _non_negative_int,
         metavar="N",
     ),

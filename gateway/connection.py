@@ -684,19 +684,25 @@ class StompConnection:
             return _now(self._subscribe, subscription, replaced)
         return functools.partial(self._recover, subscription, replaced, room_id, last_id)
 
-    def _subscribe(self, subscription: Subscription, replaced: list[Subscription]) -> None:
+    def _subscribe(
+        self, subscription: Subscription, replaced: list[Subscription]
+    ) -> Awaitable[None] | None:
+        """Register ``subscription``; return what its RECEIPT waits for (the bus, its room)."""
         for old in replaced:
             self._unsubscribe(old.id)
-        self.gateway.registry.add(subscription)
+        live = self.gateway.registry.add(subscription)
         if self.member is not None:
             self.gateway.presence.subscribed(self, self.member.id, subscription.destination)
+        return live
 
     async def _recover(
         self, subscription: Subscription, replaced: list[Subscription], room_id: int, last_id: str
     ) -> None:
         """Subscribe, send what the client missed after ``last_id``, then go live."""
         subscription.backlog = []  # live messages wait while the missed ones are read
-        self._subscribe(subscription, replaced)
+        live = self._subscribe(subscription, replaced)
+        if live is not None:
+            await live  # the store is read once the bus reads the room
         try:
             recovery = await recover(self.gateway.store, self.gateway.chat.recent, room_id, last_id)
         except StoreError as exc:
@@ -991,11 +997,11 @@ class StompConnection:
 Action = Callable[[], Awaitable[Awaitable[None] | None]]
 
 
-def _now(function: Callable[..., None], *args: Any) -> Action:
-    """Wrap a synchronous effect as an :data:`Action`."""
+def _now(function: Callable[..., Awaitable[None] | None], *args: Any) -> Action:
+    """Wrap a synchronous effect (it may return what the RECEIPT awaits) as an Action."""
 
-    async def action() -> None:
-        function(*args)
+    async def action() -> Awaitable[None] | None:
+        return function(*args)
 
     return action
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from kafka_bridge import FanOutCounts
 from protocol import Command
 
 __all__ = ["CONTENT_TYPE", "Metrics", "error_reason"]
@@ -48,6 +49,10 @@ def _no_lag() -> Mapping[int, int]:
 
 def _zero() -> int:
     return 0
+
+
+def _nothing_read() -> FanOutCounts:
+    return FanOutCounts()
 
 
 class Metrics:
@@ -85,6 +90,7 @@ class Metrics:
         self.subscriptions: Callable[[], int] = _zero
         self.persister_lag: Callable[[], int] = _zero
         self.bus_lag: Callable[[], Mapping[int, int]] = _no_lag
+        self.bus_reads: Callable[[], FanOutCounts] = _nothing_read
         self.registry = CollectorRegistry()
         self.fanout_latency = Histogram(
             PREFIX + "fanout_latency_seconds",
@@ -151,7 +157,19 @@ class Metrics:
         for partition, records in sorted(self.bus_lag().items()):
             lag.add_metric([str(partition)], records)
         yield lag
+        yield from _bus_reads(self.bus_reads())
         yield _gauge("persister_lag", "Messages on the bus not yet stored.", self.persister_lag())
+
+
+def _bus_reads(reads: FanOutCounts) -> Iterator[Metric]:
+    yield _counter("kafka_records_fetched", "Records the fan-out consumer fetched.", reads.fetched)
+    yield _counter(
+        "kafka_records_skipped",
+        "Fetched records dropped by their key: no local subscriber in their room.",
+        reads.skipped,
+    )
+    yield _counter("kafka_bytes_fetched", "Bytes of record values fetched.", reads.bytes)
+    yield _gauge("kafka_partitions_fetched", "Partitions the fan-out reads now.", reads.partitions)
 
 
 def _by_reason(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:

@@ -4,7 +4,8 @@ Recovery after a reconnect: the messages of a room a client missed.
 A SUBSCRIBE to a room may carry ``x-last-message-id``, the last message the
 client saw. The missed messages come from the store and, for the newest ones
 the persister may not have written yet, from :class:`RecentMessages`, a
-bounded buffer fed by the fan-out of every instance. Each is identified by
+bounded buffer fed by this instance's fan-out with the records of the rooms
+it has subscribers in. Each is identified by
 its bus position, so the seam with live delivery has no gap and no duplicate.
 """
 

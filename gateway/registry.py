@@ -8,12 +8,12 @@ its subscriptions exactly once (:meth:`SubscriptionRegistry.remove_session`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from typing import Protocol
 
 from protocol import MessageTemplate
 
-__all__ = ["Subscriber", "Subscription", "SubscriptionRegistry"]
+__all__ = ["Interest", "Subscriber", "Subscription", "SubscriptionRegistry"]
 
 
 class Subscriber(Hashable, Protocol):
@@ -54,6 +54,16 @@ class Subscription:
     note: bytes = b""
 
 
+class Interest(Protocol):
+    """Told which destinations have local subscribers (the fan-out reads only theirs)."""
+
+    def occupied(self, destination: str) -> Awaitable[None] | None:
+        """A subscription to ``destination`` arrived; await the result before it is live."""
+
+    def vacated(self, destination: str) -> None:
+        """The last subscription to ``destination`` left."""
+
+
 class SubscriptionRegistry:
     """Who is subscribed to what."""
 
@@ -61,6 +71,13 @@ class SubscriptionRegistry:
         self._by_destination: dict[str, dict[Subscription, None]] = {}
         self._by_session: dict[Subscriber, dict[str, Subscription]] = {}
         self._count = 0
+        self._occupied: Callable[[str], Awaitable[None] | None] = _no_wait
+        self._vacated: Callable[[str], None] = _ignore
+
+    def tell(self, interest: Interest) -> None:
+        """Tell ``interest`` from now on when destinations gain and lose subscribers."""
+        self._occupied = interest.occupied
+        self._vacated = interest.vacated
 
     def __len__(self) -> int:
         """Return the number of live subscriptions."""
@@ -71,13 +88,21 @@ class SubscriptionRegistry:
         """Return how many destinations have subscribers."""
         return len(self._by_destination)
 
-    def add(self, subscription: Subscription) -> None:
-        """Register ``subscription``; its id must not be live in its session."""
+    def add(self, subscription: Subscription) -> Awaitable[None] | None:
+        """
+        Register ``subscription``; its id must not be live in its session.
+
+        Returns:
+            What to await before the subscription is live, if anything
+            (see :meth:`Interest.occupied`).
+
+        """
         own = self._by_session.setdefault(subscription.session, {})
         assert subscription.id not in own, "subscription id already live"
         own[subscription.id] = subscription
         self._by_destination.setdefault(subscription.destination, {})[subscription] = None
         self._count += 1
+        return self._occupied(subscription.destination)
 
     def get(self, session: Subscriber, subscription_id: str) -> Subscription | None:
         """Return the session's subscription with this id, if live."""
@@ -105,6 +130,7 @@ class SubscriptionRegistry:
         del subscribers[subscription]
         if not subscribers:
             del self._by_destination[subscription.destination]
+            self._vacated(subscription.destination)
         self._count -= 1
 
     def subscribers(self, destination: str) -> Collection[Subscription]:
@@ -119,3 +145,11 @@ class SubscriptionRegistry:
         """Return the session's subscriptions to ``destination``."""
         own = self._by_session.get(session, {})
         return [sub for sub in own.values() if sub.destination == destination]
+
+
+def _no_wait(destination: str) -> None:
+    return None
+
+
+def _ignore(destination: str) -> None:
+    return None

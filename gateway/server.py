@@ -8,6 +8,7 @@ import logging
 import ssl
 import zoneinfo
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -45,6 +46,7 @@ from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 from .sockjs import Route
+from .workers import WorkerMetrics
 
 __all__ = ["SUBPROTOCOLS", "Gateway"]
 
@@ -75,6 +77,7 @@ def make_bus(config: Config) -> MessageBus:
             replication_factor=config.kafka_replication_factor,
             partitioner="hash" if config.partitioner == "hash" else "modulo",
             send_timeout=config.kafka_send_timeout,
+            fan_out_partitions="interest" if config.fan_out_partitions == "interest" else "all",
         )
     )
 
@@ -137,6 +140,8 @@ class Gateway:
         config: The settings.
         bus: The message bus; the in-memory bus by default.
         store: The message store; the in-memory store by default.
+        worker: Index and metrics directory of a worker of ``--workers``
+            (it shares its port, and ``/metrics`` covers every worker).
 
     Attributes:
         registry: Local subscriptions (tests read its size).
@@ -151,6 +156,7 @@ class Gateway:
         *,
         bus: MessageBus | None = None,
         store: MessageStore | None = None,
+        worker: tuple[int, Path] | None = None,
     ) -> None:
         self.config = config
         self.limits = Limits(config.max_frame_size, config.max_headers, config.max_header_line)
@@ -178,6 +184,9 @@ class Gateway:
             recent=RecentMessages(config.recovery_buffer, config.recovery_buffer_bytes),
             metrics=self.metrics,
         )
+        self.worker_metrics = (
+            None if worker is None else WorkerMetrics(self.metrics.render, *worker)
+        )
         self.persister = Persister(self.bus, self.store)
         presence_store, self.connection_log = make_backend_stores(config, self.store)
         self.presence = PresenceTracker(presence_store, self.router, log=self.connection_log)
@@ -200,16 +209,20 @@ class Gateway:
             backend=backend,
             access=access,
             cors=Cors(config.allowed_origin),
-            metrics=self.metrics.render,
+            metrics=self.metrics.render
+            if self.worker_metrics is None
+            else self.worker_metrics.render,
         )
         self.connection_counts = ConnectionCounts(config.max_connections_per_address)
         self.connections: set[StompConnection] = set()
         self.metrics.connections = self.connections.__len__
         self.metrics.subscriptions = self.registry.__len__
         self.metrics.bus_lag = self.bus.fan_out_lag
+        self.metrics.bus_reads = self.bus.fan_out_counts
         self.metrics.persister_lag = lambda: self.persister.lag
         self._idle = asyncio.Event()
         self._server: Server | None = None
+        self._sharing: asyncio.Task[None] | None = None
 
     async def readiness(self) -> str | None:
         """Return None when bus and store are reachable and history keeps up."""
@@ -246,7 +259,10 @@ class Gateway:
             max_size=max(2**20, 2 * self.config.max_frame_size),
             open_timeout=self.config.handshake_timeout,
             ssl=make_tls_context(self.config),
+            reuse_port=self.worker_metrics is not None,  # workers share the port
         )
+        if self.worker_metrics is not None:
+            self._sharing = asyncio.create_task(_share_metrics(self.worker_metrics))
         logger.info(
             "listening on %s:%d endpoints=%s tls=%s",
             self.config.host,
@@ -336,6 +352,8 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._sharing is not None:
+            self._sharing.cancel()
         self.persister.stop_retrying()
         await self.presence.store.close()
         await self.connection_log.close()
@@ -350,6 +368,13 @@ class Gateway:
 
 
 _RAW = RawFraming()  # stateless, shared by all raw connections
+
+
+async def _share_metrics(metrics: WorkerMetrics) -> None:
+    """Keep this worker's metrics readable by the others."""
+    while True:
+        metrics.share()
+        await asyncio.sleep(metrics.SHARE_INTERVAL)
 
 
 def _host(connection: ServerConnection) -> str:

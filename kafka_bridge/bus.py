@@ -6,7 +6,15 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["BatchHandler", "BusError", "Delivery", "Listener", "MessageBus", "PublishError"]
+__all__ = [
+    "BatchHandler",
+    "BusError",
+    "Delivery",
+    "FanOutCounts",
+    "Listener",
+    "MessageBus",
+    "PublishError",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,6 +39,25 @@ class Delivery:
     timestamp: float = dataclasses.field(default=0.0, compare=False)
 
 
+@dataclasses.dataclass(slots=True)
+class FanOutCounts:
+    """
+    What the fan-out consumer read, since the bus started.
+
+    Attributes:
+        fetched: Records fetched from the bus.
+        skipped: Of those, records dropped by their key: no keyed listener watched it.
+        bytes: Bytes of the values fetched.
+        partitions: Partitions fetched now.
+
+    """
+
+    fetched: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    partitions: int = 0
+
+
 Listener = Callable[[Delivery], None]
 BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 
@@ -48,7 +75,8 @@ class MessageBus(Protocol):
     Carries chat messages between gateway instances, in order per key.
 
     Listeners are called with every record of every partition, in partition
-    order, on every instance (the fan-out).
+    order, on every instance (the fan-out); keyed listeners at least with
+    those of the keys watched.
     """
 
     async def start(self) -> None:
@@ -71,8 +99,30 @@ class MessageBus(Protocol):
 
         """
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener`` for every record delivered from now on."""
+    def add_listener(self, listener: Listener, *, keyed: bool = False) -> None:
+        """
+        Call ``listener`` for every record delivered from now on.
+
+        A ``keyed`` listener needs only the records of watched keys (and
+        those without a key): when every listener is keyed, the bus may drop
+        the others unread.
+        """
+
+    def watch(self, key: str) -> Awaitable[None] | None:
+        """
+        Hand keyed listeners the records keyed ``key`` from now on.
+
+        Returns:
+            None, or an awaitable when the bus must first start reading the
+            key's partition: records published after it completes are handed on.
+
+        """
+
+    def unwatch(self, key: str) -> None:
+        """Keyed listeners need no more records keyed ``key``."""
+
+    def fan_out_counts(self) -> FanOutCounts:
+        """What the fan-out read so far."""
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
         """

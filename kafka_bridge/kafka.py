@@ -6,8 +6,13 @@ partition is ``roomId % partitions`` (the seed's scheme, ``modulo``) or Kafka's
 murmur2 of the key (``hash``), so a room's messages stay in order. The
 producer is idempotent with ``acks=all``: ``publish`` returns once the record
 is committed, hence readable by every consumer. The fan-out consumer assigns
-itself all partitions (no group, no rebalancing), starts at their end, and
-hands each record to the listeners in partition order.
+itself partitions (no group, no rebalancing), starts at their end, and hands
+each record to the listeners in partition order.
+
+Which partitions (``fan_out_partitions``): ``all`` of them (the seed's model),
+or, with ``interest``, only those holding a watched key, re-assigned as keys
+are watched and unwatched. When every listener is keyed, a record whose key is
+not watched is dropped before it is turned into a :class:`Delivery`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from .bus import BatchHandler, BusError, Delivery, Listener, PublishError
+from .bus import BatchHandler, BusError, Delivery, FanOutCounts, Listener, PublishError
 
 __all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
 
@@ -58,6 +63,8 @@ class KafkaSettings:
         replication_factor: Replicas of a topic created here.
         partitioner: ``modulo`` (room id % partitions) or ``hash`` (murmur2).
         send_timeout: Seconds a record may take to be acknowledged.
+        fan_out_partitions: ``all`` (every instance reads every partition)
+            or ``interest`` (only the partitions of watched keys).
 
     """
 
@@ -67,6 +74,7 @@ class KafkaSettings:
     replication_factor: int = 1
     partitioner: Literal["modulo", "hash"] = "modulo"
     send_timeout: float = 5.0
+    fan_out_partitions: Literal["all", "interest"] = "all"
 
 
 def partition_for(key: str, partitions: int, partitioner: str) -> int:
@@ -105,9 +113,84 @@ class KafkaBus:
         self._lags: dict[str, int] = {}
         self._fan_out: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}  # next offset the fan-out hands on
+        self._everything = False  # some listener is not keyed: no record may be skipped
+        self._watched: set[bytes] = set()  # record keys the keyed listeners want
+        self._wanted: dict[TopicPartition, int] = {}  # interest: watched keys per partition
+        self._counts = FanOutCounts()
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, *, keyed: bool = False) -> None:
         self._listeners.append(listener)
+        self._everything = self._everything or not keyed
+
+    def watch(self, key: str) -> Awaitable[None] | None:
+        encoded = key.encode()
+        if not self._by_interest():
+            self._watched.add(encoded)
+            return None
+        partition = self._topic_partition(key)
+        if encoded not in self._watched:
+            self._watched.add(encoded)
+            self._wanted[partition] = self._wanted.get(partition, 0) + 1
+            if self._wanted[partition] == 1:
+                self._reassign()
+        if partition in self._positions or self._fan_out is None:
+            return None
+        return self._started(self._fan_out, partition)
+
+    def unwatch(self, key: str) -> None:
+        encoded = key.encode()
+        if encoded not in self._watched:
+            return
+        self._watched.discard(encoded)
+        if not self._by_interest():
+            return
+        partition = self._topic_partition(key)
+        self._wanted[partition] -= 1
+        if not self._wanted[partition]:
+            del self._wanted[partition]
+            self._reassign()
+
+    def fan_out_counts(self) -> FanOutCounts:
+        return self._counts
+
+    def _by_interest(self) -> bool:
+        """Whether the fan-out reads only the partitions of watched keys."""
+        return self.settings.fan_out_partitions == "interest" and not self._everything
+
+    def _topic_partition(self, key: str) -> TopicPartition:
+        settings = self.settings
+        return TopicPartition(
+            settings.topic, partition_for(key, settings.partitions, settings.partitioner)
+        )
+
+    def _reassign(self) -> None:
+        """
+        Fetch the wanted partitions: those fetched already go on from the
+        record after the last one handed on, a new one starts at its end
+        (the consumer's ``auto_offset_reset``).
+        """
+        consumer = self._fan_out
+        if consumer is None:
+            return  # start() assigns what is wanted by then
+        consumer.assign(sorted(self._wanted, key=lambda tp: tp.partition))
+        for partition in list(self._positions):
+            if partition in self._wanted:
+                consumer.seek(partition, self._positions[partition])
+            else:
+                del self._positions[partition]
+        self._counts.partitions = len(self._wanted)
+
+    async def _started(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+        """Wait until the fan-out knows where a newly fetched partition starts."""
+        try:
+            async with asyncio.timeout(self.settings.send_timeout):
+                position = await consumer.position(partition)
+        except (KafkaError, TimeoutError) as exc:
+            if partition in self._wanted:  # else unwatched meanwhile: nothing to start
+                logger.warning("fan-out cannot start partition %d: %r", partition.partition, exc)
+            return
+        if partition in self._wanted:
+            self._positions.setdefault(partition, position)
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
         self._durable.append((group, handler))
@@ -148,6 +231,11 @@ class KafkaBus:
         for (group, _), (consumer, handler) in zip(self._durable, groups, strict=True):
             task = self._consume_durably(group, consumer, handler)
             self._tasks.append(asyncio.create_task(task, name=f"kafka-group-{group}"))
+        if self.settings.fan_out_partitions == "interest" and self._everything:
+            logger.warning(
+                "the fan-out reads every partition: a listener needs every record "
+                "(the in-memory store's persister; give --mongo-uri)"
+            )
         logger.info(
             "kafka bus ready: topic %s, %d partitions, %s partitioner",
             self.settings.topic,
@@ -193,12 +281,17 @@ class KafkaBus:
         consumer = await self._started_consumer(
             group_id=None, auto_offset_reset="latest", **FAN_OUT_FETCH
         )
-        assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
+        if self._by_interest():
+            assigned = list(self._wanted)
+        else:
+            assigned = [TopicPartition(self.settings.topic, p) for p in partitions]
         consumer.assign(assigned)
-        await consumer.seek_to_end(*assigned)
+        if assigned:
+            await consumer.seek_to_end(*assigned)
         for partition in assigned:
             # Resolve the end now, so no record published after start() is missed.
             self._positions[partition] = await consumer.position(partition)
+        self._counts.partitions = len(assigned)
         self._fan_out = consumer
         return consumer
 
@@ -239,10 +332,26 @@ class KafkaBus:
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
             for partition, records in batches.items():
-                for record in records:
-                    self._deliver(record)
+                self._hand_on(records)
                 if records:
                     self._positions[partition] = records[-1].offset + 1
+
+    def _hand_on(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        """Deliver the records, but those whose key no keyed listener watches."""
+        counts = self._counts
+        counts.fetched += len(records)
+        counts.bytes += sum(record.serialized_value_size for record in records)
+        if self._everything:
+            for record in records:
+                self._deliver(record)
+            return
+        watched = self._watched
+        for record in records:
+            key = record.key
+            if key is not None and key not in watched:
+                counts.skipped += 1  # dropped before its value is looked at
+                continue
+            self._deliver(record)
 
     def _deliver(self, record: ConsumerRecord[Any, Any]) -> None:
         delivery = _delivery(record)
@@ -347,6 +456,7 @@ class KafkaBus:
             await consumer.stop()
         self._consumers = []
         self._fan_out = None
+        self._positions.clear()
 
 
 def _delivery(record: ConsumerRecord[Any, Any]) -> Delivery:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
-from .bus import BatchHandler, Delivery, Listener
+from .bus import BatchHandler, Delivery, FanOutCounts, Listener
 
 __all__ = ["InMemoryBus"]
 
@@ -73,8 +74,18 @@ class InMemoryBus:
             group.pending.append(delivery)
             group.wakeup.set()
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, *, keyed: bool = False) -> None:
+        """Listeners get every record: there is nothing to fetch, nothing to save by skipping."""
         self._listeners.append(listener)
+
+    def watch(self, key: str) -> Awaitable[None] | None:
+        return None
+
+    def unwatch(self, key: str) -> None:
+        return None
+
+    def fan_out_counts(self) -> FanOutCounts:
+        return FanOutCounts()
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
         self._groups.append(_Group(handler))

@@ -14,12 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def quick_run(*args: str) -> list[dict[str, Any]]:
+def quick_run(*args: str, timeout: float = 110) -> list[dict[str, Any]]:
     result = subprocess.run(
         [str(ROOT / "bench" / "run"), "--quick", *args],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=timeout,
         check=False,
         env=os.environ | {"PYTHON": sys.executable},
     )
@@ -66,6 +66,55 @@ def test_quick_kafka_run_goes_from_one_instance_to_the_other_and_to_mongodb(
         assert record["lost"] == record["unstored"] == 0
         assert record["lat_ms_p99"] is not None
         assert isinstance(record["persister_lag_max"], int)
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+@pytest.mark.timeout(300)
+def test_quick_cluster_run_prints_a_line_per_instance_and_step(
+    kafka_bootstrap: str, mongo_uri: str
+) -> None:
+    records = quick_run(
+        "--scenarios",
+        "cluster",
+        "--kafka-bootstrap",
+        kafka_bootstrap,
+        "--mongo-uri",
+        mongo_uri,
+        timeout=280,
+    )
+    costs, *lines = records
+    assert costs["step"] == "record-costs"
+    assert costs["us_per_skipped"] > 0
+    assert costs["us_per_delivered"] > 0
+    steps = {(r["step"], r["instance"]): r for r in lines}
+    assert set(steps) == {
+        ("ceiling", 0),
+        ("ceiling", 1),
+        ("ceiling", "all"),
+        ("seed-2", 0),
+        ("seed-2", 1),
+        ("seed-2", "all"),
+        ("interest-2-partition", 0),
+        ("interest-2-partition", 1),
+        ("interest-2-partition", "all"),
+        ("workers-2", 0),
+        ("workers-2", "all"),
+    }
+    for line in lines:
+        assert line["scenario"] == "cluster"
+        assert line["fetched"] >= line["skipped"] >= 0
+        assert isinstance(line["cpu_pct"], float | int)
+    assert steps[("ceiling", 1)]["fetched"] == steps[("ceiling", 1)]["skipped"]  # reads only
+    assert steps[("ceiling", "all")]["seed_ceiling_records_per_core_s"] > 0
+    for step in ("seed-2", "interest-2-partition", "workers-2"):
+        total = steps[(step, "all")]
+        assert total["lost"] == 0
+        assert total["deliveries"] == total["delivered"]
+        assert "cpu_pct_no_subscriber" in total
+    # Placed by partition, an instance in interest mode fetches only its rooms' partitions.
+    assert steps[("interest-2-partition", "all")]["wasted_reads"] == 0
+    assert steps[("workers-2", 0)]["workers"] == 2
 
 
 def test_a_ratio_says_when_a_target_stalled_before_all_deliveries() -> None:

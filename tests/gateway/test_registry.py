@@ -188,3 +188,36 @@ def test_indexes_agree_with_a_model(operations: list[Operation]) -> None:
                 for s in registry.subscribers(destination)
             }
             assert found == {key for key, value in model.items() if value == destination}
+
+
+class Recorder:
+    """An Interest that records what the registry tells it."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+
+    def occupied(self, destination: str) -> None:
+        self.told.append(("occupied", destination))
+
+    def vacated(self, destination: str) -> None:
+        self.told.append(("vacated", destination))
+
+
+def test_interest_is_told_of_every_subscription_and_of_the_last_to_leave() -> None:
+    registry = SubscriptionRegistry()
+    interest = Recorder()
+    registry.tell(interest)
+    a, b = FakeSession("a"), FakeSession("b")
+    for session, sid in ((a, "1"), (b, "1"), (a, "2")):
+        destination = "/sub/chat/7" if sid == "1" else "/sub/chat/8"
+        registry.add(Subscription(session, sid, destination, "auto", b""))
+    registry.remove(a, "1")
+    registry.remove_session(a)
+    registry.remove_session(b)
+    assert interest.told == [
+        ("occupied", "/sub/chat/7"),
+        ("occupied", "/sub/chat/7"),
+        ("occupied", "/sub/chat/8"),
+        ("vacated", "/sub/chat/8"),
+        ("vacated", "/sub/chat/7"),
+    ]

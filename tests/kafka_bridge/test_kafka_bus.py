@@ -198,6 +198,34 @@ async def test_publish_reaches_listener_with_key_value_and_position(
     assert deliveries.empty()
 
 
+@pytest.mark.parametrize("fan_out_partitions", ["all", "interest"])
+async def test_keyed_listener_gets_watched_keys_only(
+    make_bus: BusFactory, created_kafka_topic: str, fan_out_partitions: str
+) -> None:
+    bus = make_bus(partitions=3, fan_out_partitions=fan_out_partitions)
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    bus.add_listener(deliveries.put_nowait, keyed=True)
+    await bus.start()
+    started = bus.watch("4")
+    if started is not None:
+        await started
+    for room in range(1, 7):  # room 4 shares partition 1 with room 1
+        await publish(bus, str(room), f"room {room}".encode())
+    (delivery,) = await take(deliveries, 1)
+    assert (delivery.key, delivery.value) == ("4", b"room 4")
+    bus.unwatch("4")
+    await publish(bus, "4", b"room 4 again")
+    await publish(bus, "2", b"room 2 again")
+    await asyncio.sleep(0.5)
+    assert deliveries.empty()
+    counts = bus.fan_out_counts()
+    if fan_out_partitions == "all":  # every record read, those of unwatched rooms dropped
+        assert counts.fetched >= 6
+        assert counts.fetched - counts.skipped == 1
+    else:  # partition 1 only (rooms 1 and 4), until room 4 was unwatched
+        assert (counts.fetched, counts.skipped, counts.partitions) == (2, 1, 0)
+
+
 async def test_delivery_order_within_a_room(make_bus: BusFactory, created_kafka_topic: str) -> None:
     bus = make_bus()
     deliveries = collect(bus)

@@ -101,6 +101,7 @@ class Config:
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
     recovery_buffer: int = 10_000
+    recovery_timeout: float = 10.0
     service_token: str = ""
     member_header: str = ""
     presence_ttl: float = 15.0
@@ -540,6 +541,12 @@ OPTIONS: tuple[Option, ...] = (
         "Newest messages (all rooms) kept for recovery while the store catches up.",
         _non_negative_int,
         metavar="N",
+    ),
+    Option(
+        "recovery-timeout",
+        "Seconds a recovery (store, Kafka log) may take before it answers x-recovered: false.",
+        _positive_float,
+        metavar="SECONDS",
     ),
     Option(
         "service-token",

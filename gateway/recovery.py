@@ -6,21 +6,41 @@ client saw. The missed messages come from the store and, for the newest ones
 the persister may not have written yet, from :class:`RecentMessages`, a
 bounded buffer fed by the fan-out of every instance. Each is identified by
 its bus position, so the seam with live delivery has no gap and no duplicate.
+
+A room lives in one partition, so what was missed is a range of positions:
+from the client's last message to where live delivery starts. Each source
+covers a span of that range (the store from the anchor to its newest message
+of the room, the buffer from its oldest unbroken record of the partition to
+the newest). Where store and buffer do not meet, the bus's log fills the
+hole; a hole nothing fills makes the recovery fail, never a recovery with a
+hole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Sequence
+from typing import Literal
 
-from kafka_bridge import Delivery
+from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, MessageStore
 
-__all__ = ["MAX_RECOVERED", "RecentMessages", "Recovery", "recover"]
+__all__ = [
+    "MAX_RECOVERED",
+    "NOT_RECOVERED",
+    "RecentMessages",
+    "Recovery",
+    "Span",
+    "merge",
+    "recover",
+]
 
 MAX_RECOVERED = 1000  # more missed messages than this: reload the history instead
 
 _Record = tuple[str, int, int, int, bytes]  # id, room, partition, offset, JSON
+Missed = tuple[ChatMessage, bytes]  # a missed message and its JSON
+Source = Literal["buffer", "store", "log", "not recovered"]
 
 
 class RecentMessages:
@@ -41,14 +61,36 @@ class RecentMessages:
         self._records: deque[_Record] = deque()
         self._by_id: dict[str, _Record] = {}
         self.capacity = capacity
+        # Per partition: the buffer holds every record from _first to _next - 1.
+        self._first: dict[int, int] = {}
+        self._next: dict[int, int] = {}
+
+    def covered(self, partition: int) -> tuple[int, int] | None:
+        """
+        Return the offsets ``(first, end)`` of ``partition`` the buffer holds
+        every record of (``end`` is where the fan-out goes on); None when
+        the fan-out delivered nothing of that partition yet.
+        """
+        end = self._next.get(partition)
+        return None if end is None else (self._first[partition], end)
+
+    def passed(self, record: Delivery) -> None:
+        """Note that the fan-out delivered ``record`` (kept or not): the buffer's span moves on."""
+        partition, offset = record.partition, record.offset
+        if self._next.get(partition) != offset:
+            self._first[partition] = offset  # a record not seen here: the span restarts
+        self._next[partition] = offset + 1
 
     def add(self, message_id: str, room_id: int, record: Delivery) -> None:
         """Remember the message ``message_id`` of ``room_id``, read from the bus as ``record``."""
+        self.passed(record)
         if self.capacity <= 0:
+            self._first[record.partition] = record.offset + 1
             return
         if len(self._records) >= self.capacity:
             oldest = self._records.popleft()
             self._by_id.pop(oldest[0], None)
+            self._first[oldest[2]] = max(self._first[oldest[2]], oldest[3] + 1)
         kept = (message_id, room_id, record.partition, record.offset, record.value)
         self._records.append(kept)
         self._by_id[message_id] = kept
@@ -57,7 +99,7 @@ class RecentMessages:
         record = self._by_id.get(message_id)
         return None if record is None else _parsed(record)
 
-    def after(self, room_id: int, offset: int) -> list[tuple[ChatMessage, bytes]]:
+    def after(self, room_id: int, offset: int) -> list[Missed]:
         """Return the room's messages past ``offset``, with their JSON, in bus order."""
         found = []
         for record in self._records:
@@ -77,41 +119,142 @@ def _parsed(record: _Record) -> ChatMessage | None:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Span:
+    """
+    What one source knows of a room's partition.
+
+    Attributes:
+        start: First offset covered.
+        end: Offset after the last covered.
+        messages: Every message of the room at offsets ``start`` to ``end - 1``
+            (store spans also the seed's messages, which have no offset).
+
+    """
+
+    start: int
+    end: int
+    messages: list[Missed]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Recovery:
     """
     What a reconnecting subscriber missed.
 
     Attributes:
-        recovered: False when the last id is unknown or too much was missed:
-            the client should reload the history.
+        recovered: False when the last id is unknown, too much was missed, or
+            part of it can no longer be read: the client should reload the history.
         messages: The missed messages and their JSON, oldest first.
         floor: The bus offset up to which the subscriber has everything.
+        source: Where the messages came from: ``log`` when the bus's log
+            filled a hole, else ``store`` when the store had some, else ``buffer``.
 
     """
 
     recovered: bool
-    messages: list[tuple[ChatMessage, bytes]]
+    messages: list[Missed]
     floor: int
+    source: Source
+
+
+NOT_RECOVERED = Recovery(recovered=False, messages=[], floor=-1, source="not recovered")
+
+
+def merge(after: int, spans: Sequence[Span], live: int) -> list[Missed] | None:
+    """
+    Return the room's messages after offset ``after``, oldest first, each once,
+    when ``spans`` cover every offset from ``after + 1`` to ``live`` (where live
+    delivery starts) with no hole; None when they do not.
+
+    Messages past the spans' unbroken reach are left to live delivery.
+    """
+    reach = after + 1
+    for span in sorted(spans, key=lambda span: span.start):
+        if span.start > reach:
+            break
+        reach = max(reach, span.end)
+    if reach < live:
+        return None
+    missed: dict[str, Missed] = {}
+    for span in spans:
+        for message, raw in span.messages:
+            if message.offset is None or after < message.offset < reach:
+                missed.setdefault(message.id, (message, raw))
+    return sorted(missed.values(), key=lambda item: _order(item[0]))
 
 
 async def recover(
-    store: MessageStore, recent: RecentMessages, room_id: int, last_id: str
+    store: MessageStore, recent: RecentMessages, bus: MessageBus, room_id: int, last_id: str
 ) -> Recovery:
-    """Collect the messages of ``room_id`` after ``last_id``, from store and buffer."""
+    """
+    Collect the messages of ``room_id`` after ``last_id``, from store, buffer and log.
+
+    Raises:
+        StoreError: The store cannot be read.
+        LogUnavailable: A hole between store and buffer can no longer be read.
+
+    """
+    key = str(room_id)
+    partition = bus.partition_of(key)
     anchor = recent.get(last_id) or await store.get(last_id)
-    if anchor is None or anchor.chat_room_id != room_id:
-        return Recovery(recovered=False, messages=[], floor=-1)
+    if (
+        anchor is None
+        or anchor.chat_room_id != room_id
+        or anchor.partition not in (None, partition)
+    ):
+        return NOT_RECOVERED
+    after = -1 if anchor.offset is None else anchor.offset
     # The store may not have the anchor yet (the persister lags): the buffer has.
     stored = await store.after(room_id, last_id, MAX_RECOVERED + 1) or []
-    anchor_offset = -1 if anchor.offset is None else anchor.offset
-    missed = {message.id: (message, message.to_json()) for message in stored}
-    for message, raw in recent.after(room_id, anchor_offset):
-        missed.setdefault(message.id, (message, raw))
-    if len(missed) > MAX_RECOVERED:
-        return Recovery(recovered=False, messages=[], floor=-1)
-    ordered = sorted(missed.values(), key=lambda item: _order(item[0]))
-    offsets = [message.offset for message, _ in ordered if message.offset is not None]
-    return Recovery(recovered=True, messages=ordered, floor=max([anchor_offset, *offsets]))
+    if len(stored) > MAX_RECOVERED:
+        return NOT_RECOVERED
+    spans = [_stored(after, stored), _buffered(recent, partition, room_id, after)]
+    # Live delivery starts where the buffer's span ends; if the fan-out delivered
+    # nothing of the partition yet, at most at the partition's end now.
+    covered = recent.covered(partition)
+    hole_start = max(after + 1, spans[0].end)
+    hole_end = None if covered is None else covered[0]
+    live = hole_start if covered is None else covered[1]
+    if hole_end is None or hole_start < hole_end:
+        log = await bus.read_log(key, hole_start, hole_end, MAX_RECOVERED + 1)
+        if len(log.records) > MAX_RECOVERED:
+            return NOT_RECOVERED
+        spans.append(Span(hole_start, log.end, _parsed_all(log.records, room_id)))
+        live = max(live, log.end)
+    missed = merge(after, spans, live)
+    if missed is None or len(missed) > MAX_RECOVERED:
+        return NOT_RECOVERED
+    offsets = [message.offset for message, _ in missed if message.offset is not None]
+    return Recovery(
+        recovered=True,
+        messages=missed,
+        floor=max([after, *offsets]),
+        source="log" if len(spans) > 2 else "store" if stored else "buffer",
+    )
+
+
+def _stored(after: int, stored: list[ChatMessage]) -> Span:
+    """The store's span: from the anchor to its newest message of the room."""
+    offsets = [message.offset for message in stored if message.offset is not None]
+    end = max(offsets, default=after) + 1
+    return Span(after + 1, end, [(message, message.to_json()) for message in stored])
+
+
+def _buffered(recent: RecentMessages, partition: int, room_id: int, after: int) -> Span:
+    covered = recent.covered(partition)
+    if covered is None:
+        return Span(after + 1, after + 1, [])
+    return Span(covered[0], covered[1], recent.after(room_id, after))
+
+
+def _parsed_all(records: list[Delivery], room_id: int) -> list[Missed]:
+    """The room's messages among ``records`` read from the log, with their JSON."""
+    found = []
+    for record in records:
+        message = _parsed((record.key, room_id, record.partition, record.offset, record.value))
+        if message is not None and message.chat_room_id == room_id:
+            found.append((message, record.value))
+    return found
 
 
 def _order(message: ChatMessage) -> tuple[bool, int]:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .bus import BusError, Delivery, Listener, MessageBus, PublishError
+from .bus import BusError, Delivery, Listener, LogRange, LogUnavailable, MessageBus, PublishError
 from .memory import InMemoryBus
 
-__all__ = ["BusError", "Delivery", "InMemoryBus", "Listener", "MessageBus", "PublishError"]
+__all__ = [
+    "BusError",
+    "Delivery",
+    "InMemoryBus",
+    "Listener",
+    "LogRange",
+    "LogUnavailable",
+    "MessageBus",
+    "PublishError",
+]

@@ -23,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from .bus import BatchHandler, BusError, Delivery, Listener, PublishError
+from .bus import BatchHandler, BusError, Delivery, Listener, LogRange, PublishError
+from .log_reader import read_range
 
 __all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
 
@@ -324,6 +325,14 @@ class KafkaBus:
         except (KafkaError, TimeoutError) as exc:
             return f"Kafka at {self.settings.bootstrap} is unreachable: {exc!r}"
         return None
+
+    def partition_of(self, key: str) -> int:
+        return partition_for(key, self.settings.partitions, self.settings.partitioner)
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        """Read a range back from Kafka with a consumer of its own; see :func:`read_range`."""
+        partition = TopicPartition(self.settings.topic, self.partition_of(key))
+        return await read_range(self.settings.bootstrap, partition, key, start, end, limit)
 
     async def close(self) -> None:
         self._running = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .bus import BatchHandler, Delivery, Listener
+from .bus import BatchHandler, Delivery, Listener, LogRange, LogUnavailable
 
 __all__ = ["InMemoryBus"]
 
@@ -39,15 +39,17 @@ class InMemoryBus:
     Delivers each published record to the listeners before ``publish`` returns.
 
     Everything is in one partition, so the order of delivery is the order of
-    publication. Offsets count microseconds since the epoch (strictly
-    increasing), so they keep ordering messages across restarts of the
-    process, in a store that outlives it.
+    publication. Offsets follow one another like a Kafka partition's (a
+    missing offset is a missing record) from the microseconds since the epoch
+    at the bus's creation, so they keep ordering messages across restarts of
+    the process, in a store that outlives it. No log is kept: what the
+    listeners were handed cannot be read back.
     """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._groups: list[_Group] = []
-        self._last_offset = 0
+        self._last_offset = time.time_ns() // 1000
 
     async def start(self) -> None:
         for group in self._groups:
@@ -62,10 +64,9 @@ class InMemoryBus:
 
     async def publish(self, key: str, value: bytes) -> None:
         """Deliver at once: the record is as durable as it gets before this returns."""
-        now_us = time.time_ns() // 1000
-        self._last_offset = max(self._last_offset + 1, now_us)
+        self._last_offset += 1
         delivery = Delivery(
-            key, value, partition=0, offset=self._last_offset, timestamp=now_us / 1e6
+            key, value, partition=0, offset=self._last_offset, timestamp=time.time()
         )
         for listener in self._listeners:
             listener(delivery)
@@ -87,3 +88,9 @@ class InMemoryBus:
 
     async def check(self) -> str | None:
         return None
+
+    def partition_of(self, key: str) -> int:
+        return 0
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        raise LogUnavailable("the in-memory bus keeps no log")

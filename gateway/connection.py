@@ -642,7 +642,12 @@ class StompConnection:
         try:
             async with asyncio.timeout(gateway.config.recovery_timeout):
                 return await recover(
-                    gateway.store, gateway.chat.recent, gateway.bus, room_id, last_id
+                    gateway.store,
+                    gateway.chat.recent,
+                    gateway.bus,
+                    gateway.persister.stored_before,
+                    room_id,
+                    last_id,
                 )
         except (StoreError, LogUnavailable, TimeoutError) as exc:
             reason = str(exc) or "recovery timed out"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from kafka_bridge import Delivery, MessageBus
@@ -146,8 +146,8 @@ class Recovery:
             part of it can no longer be read: the client should reload the history.
         messages: The missed messages and their JSON, oldest first.
         floor: The bus offset up to which the subscriber has everything.
-        source: Where the messages came from: ``log`` when the bus's log
-            filled a hole, else ``store`` when the store had some, else ``buffer``.
+        source: What the recovery needed: ``log`` when the bus's log filled
+            a hole, else ``store`` when the store's span did, else ``buffer``.
 
     """
 
@@ -184,10 +184,19 @@ def merge(after: int, spans: Sequence[Span], live: int) -> list[Missed] | None:
 
 
 async def recover(
-    store: MessageStore, recent: RecentMessages, bus: MessageBus, room_id: int, last_id: str
+    store: MessageStore,
+    recent: RecentMessages,
+    bus: MessageBus,
+    stored_before: Callable[[int], Awaitable[int | None]],
+    room_id: int,
+    last_id: str,
 ) -> Recovery:
     """
     Collect the messages of ``room_id`` after ``last_id``, from store, buffer and log.
+
+    ``stored_before(partition)`` tells an offset before which the store has
+    every record of the partition (None: unknown): where the store's span ends
+    when the room has no later message stored.
 
     Raises:
         StoreError: The store cannot be read.
@@ -204,11 +213,12 @@ async def recover(
     ):
         return NOT_RECOVERED
     after = -1 if anchor.offset is None else anchor.offset
+    persisted = await stored_before(partition)  # asked first: what it names is in the store now
     # The store may not have the anchor yet (the persister lags): the buffer has.
-    stored = await store.after(room_id, last_id, MAX_RECOVERED + 1) or []
-    if len(stored) > MAX_RECOVERED:
+    stored = await store.after(room_id, last_id, MAX_RECOVERED + 1)
+    if stored is not None and len(stored) > MAX_RECOVERED:
         return NOT_RECOVERED
-    spans = [_stored(after, stored), _buffered(recent, partition, room_id, after)]
+    spans = [_stored(after, stored, persisted), _buffered(recent, partition, room_id, after)]
     # Live delivery starts where the buffer's span ends; if the fan-out delivered
     # nothing of the partition yet, at most at the partition's end now.
     covered = recent.covered(partition)
@@ -229,14 +239,21 @@ async def recover(
         recovered=True,
         messages=missed,
         floor=max([after, *offsets]),
-        source="log" if len(spans) > 2 else "store" if stored else "buffer",
+        source="log" if len(spans) > 2 else "store" if spans[0].end > after + 1 else "buffer",
     )
 
 
-def _stored(after: int, stored: list[ChatMessage]) -> Span:
-    """The store's span: from the anchor to its newest message of the room."""
+def _stored(after: int, stored: list[ChatMessage] | None, persisted: int | None) -> Span:
+    """
+    The store's span: from the anchor to its newest message of the room, or
+    to where the persister has stored everything if that is further.
+    """
+    if stored is None:  # the store does not know the anchor: it tells nothing
+        return Span(after + 1, after + 1, [])
     offsets = [message.offset for message in stored if message.offset is not None]
-    end = max(offsets, default=after) + 1
+    end = max([after, *offsets]) + 1
+    if persisted is not None:
+        end = max(end, persisted)
     return Span(after + 1, end, [(message, message.to_json()) for message in stored])
 
 

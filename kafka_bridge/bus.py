@@ -115,6 +115,12 @@ class MessageBus(Protocol):
     def durable_lag(self) -> int:
         """Records the durable listeners have not finished with."""
 
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """
+        Return the offset of ``partition`` before which the durable listener
+        ``group`` has finished with every record; None when unknown.
+        """
+
     def fan_out_lag(self) -> dict[int, int]:
         """Records of each partition not yet handed to the listeners (empty: no lag to tell)."""
 

@@ -102,6 +102,7 @@ class KafkaBus:
         self._retiring: set[asyncio.Task[None]] = set()
         self._running = False  # between a successful start() and close()
         self._consumers: list[AIOKafkaConsumer] = []
+        self._group_consumers: dict[str, AIOKafkaConsumer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: dict[str, int] = {}
         self._fan_out: AIOKafkaConsumer | None = None
@@ -206,9 +207,11 @@ class KafkaBus:
     async def _start_group(self, group: str) -> AIOKafkaConsumer:
         # A group with no committed offsets starts at the oldest record: a
         # first deployment stores what the topic still holds.
-        return await self._started_consumer(
+        consumer = await self._started_consumer(
             self.settings.topic, group_id=group, auto_offset_reset="earliest", **PERSISTER_FETCH
         )
+        self._group_consumers[group] = consumer
+        return consumer
 
     async def _started_consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         """Start a consumer (committing only by hand), closed with the bus."""
@@ -326,6 +329,18 @@ class KafkaBus:
             return f"Kafka at {self.settings.bootstrap} is unreachable: {exc!r}"
         return None
 
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """The group's committed offset: it commits once a batch is handled."""
+        consumer = self._group_consumers.get(group)
+        if consumer is None:
+            return None
+        try:
+            committed = await consumer.committed(TopicPartition(self.settings.topic, partition))
+        except KafkaError as exc:
+            logger.warning("cannot read the committed offsets of group %s: %s", group, exc)
+            return None
+        return None if committed is None else int(committed)
+
     def partition_of(self, key: str) -> int:
         return partition_for(key, self.settings.partitions, self.settings.partitioner)
 
@@ -347,6 +362,7 @@ class KafkaBus:
         for consumer in self._consumers:
             await consumer.stop()
         self._consumers = []
+        self._group_consumers = {}
         self._fan_out = None
 
 

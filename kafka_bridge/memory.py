@@ -13,10 +13,11 @@ __all__ = ["InMemoryBus"]
 class _Group:
     """A durable listener: the records it has not taken yet, and its task."""
 
-    def __init__(self, handler: BatchHandler) -> None:
+    def __init__(self, name: str, handler: BatchHandler) -> None:
+        self.name = name
         self.handler = handler
         self.pending: list[Delivery] = []
-        self.in_flight = 0
+        self.in_flight: list[Delivery] = []
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -28,10 +29,9 @@ class _Group:
 
     async def drain(self) -> None:
         while self.pending:
-            batch, self.pending = self.pending, []
-            self.in_flight = len(batch)
-            await self.handler(batch)
-            self.in_flight = 0
+            self.in_flight, self.pending = self.pending, []
+            await self.handler(self.in_flight)
+            self.in_flight = []
 
 
 class InMemoryBus:
@@ -78,10 +78,20 @@ class InMemoryBus:
         self._listeners.append(listener)
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
-        self._groups.append(_Group(handler))
+        self._groups.append(_Group(group, handler))
 
     def durable_lag(self) -> int:
-        return sum(len(group.pending) + group.in_flight for group in self._groups)
+        return sum(len(group.pending) + len(group.in_flight) for group in self._groups)
+
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """The first record the group has not finished with, or the next one to be published."""
+        named = [g for g in self._groups if g.name == group]
+        if not named:
+            return None
+        unfinished = [
+            (g.in_flight or g.pending)[0].offset for g in named if g.in_flight or g.pending
+        ]
+        return min(unfinished, default=self._last_offset + 1)
 
     def fan_out_lag(self) -> dict[int, int]:
         return {}  # listeners are called before publish returns

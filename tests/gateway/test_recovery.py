@@ -601,3 +601,29 @@ async def delete_records(bootstrap: str, topic: str, partition: int, before: int
         assert deleted == {tp: before}, deleted
     finally:
         await admin.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+async def test_quiet_room_in_a_busy_partition_recovers_without_reading_the_log(
+    held_pair: tuple[Gateway, Gateway, asyncio.Event], clients: list[StompTestClient]
+) -> None:
+    """
+    The store holds everything the persisters committed: a room with nothing
+    new, whose partition carried more than the buffer holds, needs no log.
+    """
+    a, b, _ = held_pair
+    sender = await connected(a.port, clients)
+    anchor = await stored_anchor(b, sender, 18)
+    await send_texts(sender, 21, [f"busy{n}" for n in range(200)])  # 21 % 3 == 18 % 3
+    deadline = time.monotonic() + WAIT
+    while (await b.persister.stored_before(18 % 3) or 0) < 201:
+        assert time.monotonic() < deadline, "the persisters never committed the busy room"
+        await asyncio.sleep(0.05)
+
+    again = await connected(b.port, clients)
+    receipt, early = await subscribe_recovering(again, 18, anchor)
+    assert (receipt.get(RECOVERED), early) == ("true", [])
+    await send_texts(sender, 18, ["live"])
+    assert text_of(await again.expect(Command.MESSAGE, timeout=WAIT)) == "live"
+    assert b.metrics.recoveries == {"store": 1}

@@ -492,6 +492,29 @@ async def test_hole_between_store_and_buffer_without_a_log_is_not_recovered(
         gate.set()
 
 
+async def test_recovery_past_its_timeout_is_not_recovered_and_live_goes_on(
+    make_gateway: GatewayFactory, clients: list[StompTestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that never answers (MongoDB paused) holds the subscription back no longer."""
+    gateway = await make_gateway(recovery_timeout=0.5, **UNLIMITED_SENDS)
+    sender = await connected(gateway.port, clients)
+    anchor = await stored_anchor(gateway, sender, 19)
+    never = asyncio.Event()
+
+    async def paused(*_: Any) -> None:
+        await never.wait()
+
+    gateway.store.after = paused  # type: ignore[method-assign]
+    again = await connected(gateway.port, clients)
+    receipt, early = await subscribe_recovering(again, 19, anchor)
+    assert (receipt.get(RECOVERED), early) == ("false", [])
+    await send_texts(sender, 19, ["live"])
+    live = await again.expect(Command.MESSAGE)
+    assert (text_of(live), live.get(RECOVERED)) == ("live", "false")
+    assert "cannot recover room 19: recovery timed out" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 @pytest.fixture
 async def held_pair(
     make_gateway: GatewayFactory, kafka_bootstrap: str, created_kafka_topic: str, mongo_db_uri: str

@@ -15,27 +15,15 @@ from hypothesis import strategies as st
 
 from gateway.recovery import Missed, RecentMessages, Span, merge
 from kafka_bridge import Delivery
-from persistence import ChatMessage
+
+from .test_recent import placed
 
 ROOM = 7
 OTHER = 8
 
 
-def message(offset: int, room: int = ROOM) -> ChatMessage:
-    return ChatMessage(
-        id=f"{offset:024x}",
-        chat_room_id=room,
-        member_id=1,
-        nickname="n",
-        message=f"m{offset}",
-        create_at="2024-01-01T00:00:00",
-        partition=0,
-        offset=offset,
-    )
-
-
 def missed(offset: int) -> Missed:
-    found = message(offset)
+    found = placed(offset, ROOM)
     return found, found.to_json()
 
 
@@ -99,7 +87,7 @@ def test_buffer_span_holds_every_record_it_claims(
     for partition, offset, ours in records:
         delivery = Delivery(str(ROOM), b"", partition, offset)
         room = ROOM if ours else OTHER
-        recent.add(message(offset * 2 + partition, room).id, room, delivery)
+        recent.add(placed(offset * 2 + partition, room).id, room, delivery)
     for partition in (0, 1):
         seen = [offset for p, offset, _ in records if p == partition]
         covered = recent.covered(partition)

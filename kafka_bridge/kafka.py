@@ -45,6 +45,9 @@ PERSISTER_BATCH = 5000  # records; one offset commit each (the persister stores 
 # until the batch in flight is acknowledged (aiokafka has one request in flight
 # per broker), so under load this bounds the records per round trip.
 PRODUCER_BATCH_BYTES = 256 * 1024  # well under the broker's message.max.bytes (1 MiB)
+# Log reads for recovery at once: each is a consumer and its connections; a
+# reconnect storm waits here (within its recovery timeout) instead.
+LOG_READERS = 4
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +106,7 @@ class KafkaBus:
         self._running = False  # between a successful start() and close()
         self._consumers: list[AIOKafkaConsumer] = []
         self._group_consumers: dict[str, AIOKafkaConsumer] = {}
+        self._log_readers = asyncio.Semaphore(LOG_READERS)
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: dict[str, int] = {}
         self._fan_out: AIOKafkaConsumer | None = None
@@ -347,7 +351,8 @@ class KafkaBus:
     async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
         """Read a range back from Kafka with a consumer of its own; see :func:`read_range`."""
         partition = TopicPartition(self.settings.topic, self.partition_of(key))
-        return await read_range(self.settings.bootstrap, partition, key, start, end, limit)
+        async with self._log_readers:
+            return await read_range(self.settings.bootstrap, partition, key, start, end, limit)
 
     async def close(self) -> None:
         self._running = False

@@ -6,6 +6,7 @@ range the topic no longer retains, or a broker out of reach, is refused.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +14,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from kafka_bridge import LogRange, LogUnavailable
-from kafka_bridge.kafka import KafkaBus, KafkaSettings
+from kafka_bridge import kafka as kafka_module
+from kafka_bridge.kafka import LOG_READERS, KafkaBus, KafkaSettings
 from kafka_bridge.log_reader import read_range
 from tests.conftest import free_port
 
@@ -80,3 +82,23 @@ async def test_a_broker_out_of_reach_is_refused() -> None:
     unreachable = f"127.0.0.1:{free_port()}"
     with pytest.raises(LogUnavailable, match="cannot read"):
         await read_range(unreachable, TopicPartition("chat", 0), "4", 0, None, limit=10)
+
+
+async def test_a_reconnect_storm_reads_at_most_log_readers_ranges_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reading: list[int] = []
+    most = 0
+
+    async def counted(*_: object) -> LogRange:
+        nonlocal most
+        reading.append(1)
+        most = max(most, len(reading))
+        await asyncio.sleep(0.01)
+        reading.pop()
+        return LogRange([], 0)
+
+    monkeypatch.setattr(kafka_module, "read_range", counted)
+    bus = KafkaBus(KafkaSettings(bootstrap="127.0.0.1:9"))  # never started: nothing connects
+    await asyncio.gather(*(bus.read_log("4", 0, 10, limit=10) for _ in range(3 * LOG_READERS)))
+    assert most == LOG_READERS

@@ -239,8 +239,16 @@ async def recover(
         recovered=True,
         messages=missed,
         floor=max([after, *offsets]),
-        source="log" if len(spans) > 2 else "store" if spans[0].end > after + 1 else "buffer",
+        source=_source(after, spans),
     )
+
+
+def _source(after: int, spans: list[Span]) -> Source:
+    """What the recovery needed: the log if it covered anything, else the store if it did."""
+    stored, _, *logged = spans
+    if any(span.end > span.start for span in logged):
+        return "log"
+    return "store" if stored.end > after + 1 else "buffer"
 
 
 def _stored(after: int, stored: list[ChatMessage] | None, persisted: int | None) -> Span:

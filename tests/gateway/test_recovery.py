@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from gateway import Gateway
+from gateway import Config, Gateway
 from protocol import Command, Frame
 from tests.conftest import UNLIMITED_SENDS, GatewayFactory, http_get
 
@@ -513,6 +513,29 @@ async def test_recovery_past_its_timeout_is_not_recovered_and_live_goes_on(
     assert (text_of(live), live.get(RECOVERED)) == ("live", "false")
     assert "cannot recover room 19: recovery timed out" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+@pytest.mark.mongo
+async def test_recovery_after_a_restart_on_the_in_memory_bus_comes_from_the_store(
+    make_gateway: GatewayFactory, mongo_db_uri: str, clients: list[StompTestClient]
+) -> None:
+    """A new process's bus has carried nothing yet: the store, whole, is all there is."""
+    options = {"mongo_uri": mongo_db_uri, "port": 0}
+    before = Gateway(Config(**options))
+    await before.start()
+    try:
+        sender = await connected(before.port, clients)
+        anchor = await stored_anchor(before, sender, 20)
+        await send_texts(sender, 20, ["r0", "r1"])
+        await wait_stored(before)
+    finally:
+        await before.shutdown()
+    after = await make_gateway(**options)
+    again = await connected(after.port, clients)
+    receipt, early = await subscribe_recovering(again, 20, anchor)
+    replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
+    assert (receipt.get(RECOVERED), [text_of(f) for f in replayed]) == ("true", ["r0", "r1"])
+    assert after.metrics.recoveries == {"store": 1}
 
 
 @pytest.fixture

@@ -100,8 +100,8 @@ class Config:
     kafka_send_timeout: float = 5.0
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
-    recovery_buffer: int = 10_000
     recovery_timeout: float = 10.0
+    recovery_buffer: int = 10_000
     service_token: str = ""
     member_header: str = ""
     presence_ttl: float = 15.0
@@ -537,16 +537,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
-        "recovery-buffer",
-        "Newest messages (all rooms) kept for recovery while the store catches up.",
-        _non_negative_int,
-        metavar="N",
-    ),
-    Option(
         "recovery-timeout",
         "Seconds a recovery (store, Kafka log) may take before it answers x-recovered: false.",
         _positive_float,
         metavar="SECONDS",
+    ),
+    Option(
+        "recovery-buffer",
+        "Newest messages (all rooms) kept for recovery while the store catches up.",
+        _non_negative_int,
+        metavar="N",
     ),
     Option(
         "service-token",

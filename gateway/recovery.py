@@ -60,37 +60,19 @@ class RecentMessages:
         # collector stops tracking, so a full buffer adds nothing to its work.
         self._records: deque[_Record] = deque()
         self._by_id: dict[str, _Record] = {}
-        self.capacity = capacity
-        # Per partition: the buffer holds every record from _first to _next - 1.
-        self._first: dict[int, int] = {}
+        # Per partition: the fan-out delivered every record from _run to _next - 1.
+        self._run: dict[int, int] = {}
         self._next: dict[int, int] = {}
-
-    def covered(self, partition: int) -> tuple[int, int] | None:
-        """
-        Return the offsets ``(first, end)`` of ``partition`` the buffer holds
-        every record of (``end`` is where the fan-out goes on); None when
-        the fan-out delivered nothing of that partition yet.
-        """
-        end = self._next.get(partition)
-        return None if end is None else (self._first[partition], end)
-
-    def passed(self, record: Delivery) -> None:
-        """Note that the fan-out delivered ``record`` (kept or not): the buffer's span moves on."""
-        partition, offset = record.partition, record.offset
-        if self._next.get(partition) != offset:
-            self._first[partition] = offset  # a record not seen here: the span restarts
-        self._next[partition] = offset + 1
+        self.capacity = capacity
 
     def add(self, message_id: str, room_id: int, record: Delivery) -> None:
         """Remember the message ``message_id`` of ``room_id``, read from the bus as ``record``."""
         self.passed(record)
         if self.capacity <= 0:
-            self._first[record.partition] = record.offset + 1
             return
         if len(self._records) >= self.capacity:
             oldest = self._records.popleft()
             self._by_id.pop(oldest[0], None)
-            self._first[oldest[2]] = max(self._first[oldest[2]], oldest[3] + 1)
         kept = (message_id, room_id, record.partition, record.offset, record.value)
         self._records.append(kept)
         self._by_id[message_id] = kept
@@ -108,6 +90,26 @@ class RecentMessages:
                 if message is not None:
                     found.append((message, record[4]))
         return found
+
+    def passed(self, record: Delivery) -> None:
+        """Note that the fan-out delivered ``record``, kept or not (not a chat message)."""
+        partition, offset = record.partition, record.offset
+        if self._next.get(partition) != offset:
+            self._run[partition] = offset  # a record not delivered here: the run restarts
+        self._next[partition] = offset + 1
+
+    def covered(self, partition: int) -> tuple[int, int] | None:
+        """
+        Return the offsets ``(first, end)`` of ``partition`` between which the
+        buffer holds every message (``end`` is where the fan-out goes on); None
+        when the fan-out delivered nothing of that partition yet.
+        """
+        end = self._next.get(partition)
+        if end is None:
+            return None
+        # What was evicted went first: the partition's oldest record kept starts the rest.
+        oldest = next((record[3] for record in self._records if record[2] == partition), end)
+        return max(self._run[partition], oldest), end
 
 
 def _parsed(record: _Record) -> ChatMessage | None:

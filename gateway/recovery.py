@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 MAX_RECOVERED = 1000  # more missed messages than this: reload the history instead
+MAX_LOG_READS = 3  # holes: before the buffer's span, after it, and to the partition's end
 
 _Record = tuple[str, int, int, int, bytes]  # id, room, partition, offset, JSON
 Missed = tuple[ChatMessage, bytes]  # a missed message and its JSON
@@ -170,11 +171,7 @@ def merge(after: int, spans: Sequence[Span], live: int) -> list[Missed] | None:
 
     Messages past the spans' unbroken reach are left to live delivery.
     """
-    reach = after + 1
-    for span in sorted(spans, key=lambda span: span.start):
-        if span.start > reach:
-            break
-        reach = max(reach, span.end)
+    reach = _reach(after, spans)
     if reach < live:
         return None
     missed: dict[str, Missed] = {}
@@ -221,19 +218,20 @@ async def recover(
     if stored is not None and len(stored) > MAX_RECOVERED:
         return NOT_RECOVERED
     spans = [_stored(after, stored, persisted), _buffered(recent, partition, room_id, after)]
-    # Live delivery starts where the buffer's span ends; if the fan-out delivered
-    # nothing of the partition yet, at most at the partition's end now.
-    covered = recent.covered(partition)
-    hole_start = max(after + 1, spans[0].end)
-    hole_end = None if covered is None else covered[0]
-    live = hole_start if covered is None else covered[1]
-    if hole_end is None or hole_start < hole_end:
-        log = await bus.read_log(key, hole_start, hole_end, MAX_RECOVERED + 1)
+    # The subscription is registered: what the fan-out hands on from here is live.
+    # Not reading the partition (yet), it will start at most at the partition's end now.
+    live = bus.fan_out_position(partition)
+    for _ in range(MAX_LOG_READS):
+        hole = _hole(after, spans, live)
+        if hole is None:
+            break
+        log = await bus.read_log(key, *hole, MAX_RECOVERED + 1)
         if len(log.records) > MAX_RECOVERED:
             return NOT_RECOVERED
-        spans.append(Span(hole_start, log.end, _parsed_all(log.records, room_id)))
-        live = max(live, log.end)
-    missed = merge(after, spans, live)
+        spans.append(Span(hole[0], log.end, _parsed_all(log.records, room_id)))
+        if hole[1] is None:
+            live = log.end  # read to the partition's end: live starts there at most
+    missed = None if live is None else merge(after, spans, live)
     if missed is None or len(missed) > MAX_RECOVERED:
         return NOT_RECOVERED
     offsets = [message.offset for message, _ in missed if message.offset is not None]
@@ -251,6 +249,29 @@ def _source(after: int, spans: list[Span]) -> Source:
     if any(span.end > span.start for span in logged):
         return "log"
     return "store" if stored.end > after + 1 else "buffer"
+
+
+def _reach(after: int, spans: Sequence[Span]) -> int:
+    """The offset up to which ``spans`` cover everything after ``after`` with no hole."""
+    reach = after + 1
+    for span in sorted(spans, key=lambda span: span.start):
+        if span.start > reach:
+            break
+        reach = max(reach, span.end)
+    return reach
+
+
+def _hole(after: int, spans: Sequence[Span], live: int | None) -> tuple[int, int | None] | None:
+    """
+    The first range after ``after`` and before ``live`` (None: the partition's
+    end) that no span covers, up to the next span; None when there is none.
+    """
+    start = _reach(after, spans)
+    if live is not None and start >= live:
+        return None
+    later = [span.start for span in spans if span.start > start and span.end > span.start]
+    ends = later if live is None else [*later, live]
+    return start, min(ends, default=None)
 
 
 def _stored(after: int, stored: list[ChatMessage] | None, persisted: int | None) -> Span:

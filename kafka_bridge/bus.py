@@ -130,6 +130,12 @@ class MessageBus(Protocol):
     def partition_of(self, key: str) -> int:
         """Return the partition records keyed ``key`` are published to."""
 
+    def fan_out_position(self, partition: int) -> int | None:
+        """
+        Return the offset of ``partition`` before which the fan-out has handed
+        on (or skipped) every record; None when it does not read the partition.
+        """
+
     async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
         """
         Read back the records keyed ``key`` from ``start`` to ``end`` (exclusive; None:

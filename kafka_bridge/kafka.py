@@ -348,6 +348,9 @@ class KafkaBus:
     def partition_of(self, key: str) -> int:
         return partition_for(key, self.settings.partitions, self.settings.partitioner)
 
+    def fan_out_position(self, partition: int) -> int | None:
+        return self._positions.get(TopicPartition(self.settings.topic, partition))
+
     async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
         """Read a range back from Kafka with a consumer of its own; see :func:`read_range`."""
         partition = TopicPartition(self.settings.topic, self.partition_of(key))

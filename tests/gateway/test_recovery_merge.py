@@ -10,11 +10,14 @@ the live ones, or refuse when a position between anchor and live is unknown.
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.recovery import Missed, RecentMessages, Span, merge
-from kafka_bridge import Delivery
+from gateway.recovery import NOT_RECOVERED, Missed, RecentMessages, Recovery, Span, merge, recover
+from kafka_bridge import Delivery, LogRange, LogUnavailable
+from persistence import InMemoryStore
 
 from .test_recent import placed
 
@@ -101,3 +104,77 @@ def test_buffer_span_holds_every_record_it_claims(
         assert all(offset in seen for offset in range(first, end))
         kept = [(p, offset) for p, offset, _ in records[-capacity:]] if capacity else []
         assert all((partition, offset) in kept for offset in range(first, end))
+
+
+class LogBus:
+    """A one-partition bus whose log is ``records``, retained from ``first``."""
+
+    def __init__(self, records: list[Delivery], first: int) -> None:
+        self.records = records
+        self.first = first
+
+    def partition_of(self, key: str) -> int:
+        return 0
+
+    def fan_out_position(self, partition: int) -> int:
+        return len(self.records)  # the fan-out handed on (or skipped) everything
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        if start < self.first:
+            raise LogUnavailable("not retained")
+        end = len(self.records) if end is None else end
+        found = [r for r in self.records[start:end] if r.key == key][:limit]
+        return LogRange(found, end if len(found) < limit else found[-1].offset + 1)
+
+
+@st.composite
+def recoveries(draw: st.DrawFn) -> tuple[list[bool], int, int, list[bool], int, int]:
+    """
+    A partition (True: the room's), the anchor (a room message), how far the
+    store has everything, which records the fan-out handed on, the buffer's
+    capacity, and where the log begins.
+    """
+    partition = draw(st.lists(st.booleans(), min_size=1, max_size=30))
+    room = [offset for offset, ours in enumerate(partition) if ours]
+    if not room:
+        partition[0] = True
+        room = [0]
+    anchor = draw(st.sampled_from(room))
+    stored = draw(st.integers(anchor + 1, len(partition)))
+    handed = draw(st.lists(st.booleans(), min_size=len(partition), max_size=len(partition)))
+    return partition, anchor, stored, handed, draw(st.integers(0, 10)), draw(st.integers(0, 30))
+
+
+@given(recoveries())
+def test_recover_gives_everything_after_the_anchor_or_refuses(
+    scenario: tuple[list[bool], int, int, list[bool], int, int],
+) -> None:
+    partition, anchor, stored_up_to, handed, capacity, log_start = scenario
+    messages = [placed(offset, ROOM if ours else OTHER) for offset, ours in enumerate(partition)]
+    records = [
+        Delivery(str(m.chat_room_id), m.to_json(), 0, offset) for offset, m in enumerate(messages)
+    ]
+    store = InMemoryStore()
+    recent = RecentMessages(capacity)
+    for offset, record in enumerate(records):
+        if handed[offset]:  # else skipped by the fan-out (a key nobody here watched)
+            recent.add(messages[offset].id, messages[offset].chat_room_id, record)
+
+    async def stored_before(partition: int) -> int:
+        return stored_up_to
+
+    async def run() -> Recovery:
+        await store.save([m for m in messages[:stored_up_to] if m.chat_room_id == ROOM])
+        bus = LogBus(records, log_start)
+        try:
+            return await recover(store, recent, bus, stored_before, ROOM, messages[anchor].id)  # type: ignore[arg-type]
+        except LogUnavailable:
+            return NOT_RECOVERED
+
+    recovery = asyncio.run(run())
+    truth = [offset for offset, ours in enumerate(partition) if ours and offset > anchor]
+    if recovery.recovered:
+        assert [m.offset for m, _ in recovery.messages] == truth
+        assert recovery.floor == max([anchor, *truth])
+    else:
+        assert log_start > stored_up_to, "a log that holds the hole always fills it"

@@ -8,12 +8,12 @@ bounded buffer fed by the fan-out of every instance. Each is identified by
 its bus position, so the seam with live delivery has no gap and no duplicate.
 
 A room lives in one partition, so what was missed is a range of positions:
-from the client's last message to where live delivery starts. Each source
-covers a span of that range (the store from the anchor to its newest message
-of the room, the buffer from its oldest unbroken record of the partition to
-the newest). Where store and buffer do not meet, the bus's log fills the
-hole; a hole nothing fills makes the recovery fail, never a recovery with a
-hole.
+from the client's last message to where live delivery starts (the fan-out's
+position once the subscription is registered). Each source covers a span of
+that range: the store from the anchor to where the persister has stored
+everything, the buffer from its oldest unbroken record of the partition to
+its newest. Every hole between them is read back from the bus's log; a hole
+nothing fills makes the recovery fail, never a recovery with a hole.
 """
 
 from __future__ import annotations

@@ -650,7 +650,7 @@ class StompConnection:
                     last_id,
                 )
         except (StoreError, LogUnavailable, TimeoutError) as exc:
-            reason = str(exc) or "recovery timed out"
+            reason = "recovery timed out" if isinstance(exc, TimeoutError) else str(exc)
             logger.warning("session %s cannot recover room %d: %s", self.id, room_id, reason)
             return NOT_RECOVERED
 

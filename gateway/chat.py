@@ -187,6 +187,7 @@ class ChatService:
         """Deliver a bus record to the local subscribers of its room."""
         head = id_and_room(delivery.value) or self._parse_head(delivery)
         if head is None:
+            self.recent.passed(delivery)
             return
         message_id, room_id = head
         self.recent.add(message_id, room_id, delivery)

@@ -108,6 +108,7 @@ class Config:
     workers: int = 1
     mongo_uri: str = ""
     max_persister_lag: int = 10_000
+    recovery_timeout: float = 10.0
     recovery_buffer: int = 10_000
     recovery_buffer_bytes: int = 16 * 2**20
     service_token: str = ""
@@ -587,6 +588,12 @@ OPTIONS: tuple[Option, ...] = (
         "Messages not yet stored above which /readyz answers 503.",
         _positive_int,
         metavar="N",
+    ),
+    Option(
+        "recovery-timeout",
+        "Seconds a recovery (store, Kafka log) may take before it answers x-recovered: false.",
+        _positive_float,
+        metavar="SECONDS",
     ),
     Option(
         "recovery-buffer",

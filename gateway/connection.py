@@ -24,7 +24,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from kafka_bridge import PublishError
+from kafka_bridge import LogUnavailable, PublishError
 from persistence import ChatMessage, LastConnect, StoreError
 from protocol import (
     Command,
@@ -49,7 +49,7 @@ from .framing import Framing, FramingError, Kind, Message, Outbound
 from .http import GatewayConnection
 from .identity import Member
 from .limits import TokenBucket
-from .recovery import Recovery, recover
+from .recovery import NOT_RECOVERED, Recovery, recover
 from .registry import Subscription
 from .routing import ERRORS_DESTINATION, RoutingError
 from .wire import at_rest, client_beat, write_server_beat
@@ -703,11 +703,8 @@ class StompConnection:
         live = self._subscribe(subscription, replaced)
         if live is not None:
             await live  # the store is read once the bus reads the room
-        try:
-            recovery = await recover(self.gateway.store, self.gateway.chat.recent, room_id, last_id)
-        except StoreError as exc:
-            logger.warning("session %s cannot recover room %d: %s", self.id, room_id, exc)
-            recovery = Recovery(recovered=False, messages=[], floor=-1)
+        recovery = await self._recovery(room_id, last_id)
+        self._metrics.recovered(recovery.source, len(recovery.messages))
         flag = "true" if recovery.recovered else "false"
         subscription.note = f"{RECOVERED_HEADER}:{flag}\n".encode()
         self._receipt_headers = ((RECOVERED_HEADER, flag),)
@@ -718,6 +715,24 @@ class StompConnection:
         for template, offset in backlog:
             if offset > subscription.floor:
                 self.deliver(subscription, template)
+
+    async def _recovery(self, room_id: int, last_id: str) -> Recovery:
+        """What the client missed, or NOT_RECOVERED when it cannot be told whole in time."""
+        gateway = self.gateway
+        try:
+            async with asyncio.timeout(gateway.config.recovery_timeout):
+                return await recover(
+                    gateway.store,
+                    gateway.chat.recent,
+                    gateway.bus,
+                    gateway.persister.stored_before,
+                    room_id,
+                    last_id,
+                )
+        except (StoreError, LogUnavailable, TimeoutError) as exc:
+            reason = "recovery timed out" if isinstance(exc, TimeoutError) else str(exc)
+            logger.warning("session %s cannot recover room %d: %s", self.id, room_id, reason)
+            return NOT_RECOVERED
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         subscription_id = frame.get("id") or frame.get("destination", "")

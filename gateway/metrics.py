@@ -72,6 +72,9 @@ class Metrics:
         errors: ERROR frames and application errors, by :func:`error_reason`.
         handshakes_refused: WebSocket handshakes refused (origin, address limit), by reason.
         fanout_latency: Seconds from publish to queued on every local subscriber.
+        recoveries: Recoveries after a reconnect, by outcome: ``buffer``,
+            ``store``, ``log`` (where the messages came from) or ``not recovered``.
+        messages_recovered: Missed messages sent by recoveries.
 
     """
 
@@ -86,6 +89,8 @@ class Metrics:
         self.throttled_seconds = 0.0
         self.errors: dict[str, int] = {}
         self.handshakes_refused: dict[str, int] = {}
+        self.recoveries: dict[str, int] = {}
+        self.messages_recovered = 0
         self.connections: Callable[[], int] = _zero
         self.subscriptions: Callable[[], int] = _zero
         self.persister_lag: Callable[[], int] = _zero
@@ -108,6 +113,11 @@ class Metrics:
     def refused(self, reason: str) -> None:
         """Count a handshake refused for ``reason`` (a fixed phrase)."""
         self.handshakes_refused[reason] = self.handshakes_refused.get(reason, 0) + 1
+
+    def recovered(self, outcome: str, messages: int) -> None:
+        """Count a recovery with its ``outcome`` (a fixed word) and the ``messages`` it sent."""
+        self.recoveries[outcome] = self.recoveries.get(outcome, 0) + 1
+        self.messages_recovered += messages
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
@@ -148,6 +158,17 @@ class Metrics:
             "handshakes_refused",
             "WebSocket handshakes refused before any STOMP frame.",
             self.handshakes_refused,
+        )
+        recoveries = CounterMetricFamily(
+            PREFIX + "recoveries",
+            "Recoveries after a reconnect, by where the missed messages came from.",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self.recoveries.items()):
+            recoveries.add_metric([outcome], count)
+        yield recoveries
+        yield _counter(
+            "messages_recovered", "Missed messages sent by recoveries.", self.messages_recovered
         )
         lag = GaugeMetricFamily(
             PREFIX + "kafka_consumer_lag",

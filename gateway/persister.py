@@ -43,7 +43,8 @@ class Persister:
         self.store = store
         self._closing = False
         self._local: list[Delivery] = []
-        self._in_flight = 0
+        self._batch: list[Delivery] = []  # being stored
+        self._handed: dict[int, int] = {}  # per partition: the offset after the last collected
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         if store.shared:
@@ -56,7 +57,20 @@ class Persister:
         """Messages on the bus not yet in the store."""
         if self.store.shared:
             return self.bus.durable_lag()
-        return len(self._local) + self._in_flight
+        return len(self._local) + len(self._batch)
+
+    async def stored_before(self, partition: int) -> int | None:
+        """
+        Return an offset of ``partition`` before which every record the bus
+        carried is stored (for a store of this instance's own: every record
+        since it started); None when unknown.
+        """
+        if self.store.shared:
+            return await self.bus.durable_position(GROUP, partition)
+        for delivery in (*self._batch, *self._local):
+            if delivery.partition == partition:
+                return delivery.offset  # records of a partition come in order
+        return self._handed.get(partition)
 
     def start(self) -> None:
         if not self.store.shared:
@@ -76,6 +90,7 @@ class Persister:
 
     def _collect(self, delivery: Delivery) -> None:
         self._local.append(delivery)
+        self._handed[delivery.partition] = delivery.offset + 1
         self._wakeup.set()
 
     async def _run_local(self) -> None:
@@ -86,10 +101,9 @@ class Persister:
 
     async def _drain_local(self) -> None:
         while self._local:
-            batch, self._local = self._local, []
-            self._in_flight = len(batch)
-            await self._save(batch)
-            self._in_flight = 0
+            self._batch, self._local = self._local, []
+            await self._save(self._batch)
+            self._batch = []
 
     async def _save(self, deliveries: list[Delivery]) -> None:
         chunks = [chunk async for chunk in _parsed_chunks(deliveries)]

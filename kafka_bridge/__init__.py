@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .bus import BusError, Delivery, FanOutCounts, Listener, MessageBus, PublishError
+from .bus import (
+    BusError,
+    Delivery,
+    FanOutCounts,
+    Listener,
+    LogRange,
+    LogUnavailable,
+    MessageBus,
+    PublishError,
+)
 from .memory import InMemoryBus
 
 __all__ = [
@@ -11,6 +20,8 @@ __all__ = [
     "FanOutCounts",
     "InMemoryBus",
     "Listener",
+    "LogRange",
+    "LogUnavailable",
     "MessageBus",
     "PublishError",
 ]

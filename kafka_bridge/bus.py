@@ -12,6 +12,8 @@ __all__ = [
     "Delivery",
     "FanOutCounts",
     "Listener",
+    "LogRange",
+    "LogUnavailable",
     "MessageBus",
     "PublishError",
 ]
@@ -68,6 +70,26 @@ class PublishError(Exception):
 
 class BusError(Exception):
     """The bus cannot start: unreachable, or misconfigured; the message says why."""
+
+
+class LogUnavailable(Exception):
+    """A range of the bus's log cannot be read: not retained, unreachable, or no log kept."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogRange:
+    """
+    Records of one key read back from a partition's log.
+
+    Attributes:
+        records: The key's records at offsets ``start`` to ``end - 1``, in partition order.
+        end: The offset before which the log was read: every record of the
+            key below it (and from the ``start`` asked for) is in ``records``.
+
+    """
+
+    records: list[Delivery]
+    end: int
 
 
 class MessageBus(Protocol):
@@ -136,8 +158,37 @@ class MessageBus(Protocol):
     def durable_lag(self) -> int:
         """Records the durable listeners have not finished with."""
 
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """
+        Return the offset of ``partition`` before which the durable listener
+        ``group`` has finished with every record; None when unknown.
+        """
+
     def fan_out_lag(self) -> dict[int, int]:
         """Records of each partition not yet handed to the listeners (empty: no lag to tell)."""
 
     async def check(self) -> str | None:
         """Return None when the bus is reachable, else the reason it is not."""
+
+    def partition_of(self, key: str) -> int:
+        """Return the partition records keyed ``key`` are published to."""
+
+    def fan_out_position(self, partition: int) -> int | None:
+        """
+        Return the offset of ``partition`` before which the fan-out has handed
+        on (or skipped) every record; None when it does not read the partition.
+        """
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        """
+        Read back the records keyed ``key`` from ``start`` to ``end`` (exclusive; None:
+        the partition's end now) of the key's partition, skipping other keys.
+
+        Reading stops early after ``limit`` records of the key (the range's
+        ``end`` then says how far it got).
+
+        Raises:
+            LogUnavailable: Part of the range is no longer retained, or the
+                log cannot be read (no log kept, the broker is unreachable).
+
+        """

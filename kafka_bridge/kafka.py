@@ -28,7 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from .bus import BatchHandler, BusError, Delivery, FanOutCounts, Listener, PublishError
+from .bus import BatchHandler, BusError, Delivery, FanOutCounts, Listener, LogRange, PublishError
+from .log_reader import read_range
 
 __all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
 
@@ -49,6 +50,9 @@ PERSISTER_BATCH = 5000  # records; one offset commit each (the persister stores 
 # until the batch in flight is acknowledged (aiokafka has one request in flight
 # per broker), so under load this bounds the records per round trip.
 PRODUCER_BATCH_BYTES = 256 * 1024  # well under the broker's message.max.bytes (1 MiB)
+# Log reads for recovery at once: each is a consumer and its connections; a
+# reconnect storm waits here (within its recovery timeout) instead.
+LOG_READERS = 4
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +113,8 @@ class KafkaBus:
         self._retiring: set[asyncio.Task[None]] = set()
         self._running = False  # between a successful start() and close()
         self._consumers: list[AIOKafkaConsumer] = []
+        self._group_consumers: dict[str, AIOKafkaConsumer] = {}
+        self._log_readers = asyncio.Semaphore(LOG_READERS)
         self._tasks: list[asyncio.Task[None]] = []
         self._lags: dict[str, int] = {}
         self._fan_out: AIOKafkaConsumer | None = None
@@ -298,9 +304,11 @@ class KafkaBus:
     async def _start_group(self, group: str) -> AIOKafkaConsumer:
         # A group with no committed offsets starts at the oldest record: a
         # first deployment stores what the topic still holds.
-        return await self._started_consumer(
+        consumer = await self._started_consumer(
             self.settings.topic, group_id=group, auto_offset_reset="earliest", **PERSISTER_FETCH
         )
+        self._group_consumers[group] = consumer
+        return consumer
 
     async def _started_consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         """Start a consumer (committing only by hand), closed with the bus."""
@@ -442,6 +450,30 @@ class KafkaBus:
             return f"Kafka at {self.settings.bootstrap} is unreachable: {exc!r}"
         return None
 
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """The group's committed offset: it commits once a batch is handled."""
+        consumer = self._group_consumers.get(group)
+        if consumer is None:
+            return None
+        try:
+            committed = await consumer.committed(TopicPartition(self.settings.topic, partition))
+        except KafkaError as exc:
+            logger.warning("cannot read the committed offsets of group %s: %s", group, exc)
+            return None
+        return None if committed is None else int(committed)
+
+    def partition_of(self, key: str) -> int:
+        return partition_for(key, self.settings.partitions, self.settings.partitioner)
+
+    def fan_out_position(self, partition: int) -> int | None:
+        return self._positions.get(TopicPartition(self.settings.topic, partition))
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        """Read a range back from Kafka with a consumer of its own; see :func:`read_range`."""
+        partition = TopicPartition(self.settings.topic, self.partition_of(key))
+        async with self._log_readers:
+            return await read_range(self.settings.bootstrap, partition, key, start, end, limit)
+
     async def close(self) -> None:
         self._running = False
         for task in self._tasks:
@@ -455,6 +487,7 @@ class KafkaBus:
         for consumer in self._consumers:
             await consumer.stop()
         self._consumers = []
+        self._group_consumers = {}
         self._fan_out = None
         self._positions.clear()
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable
 
-from .bus import BatchHandler, Delivery, FanOutCounts, Listener
+from .bus import BatchHandler, Delivery, FanOutCounts, Listener, LogRange, LogUnavailable
 
 __all__ = ["InMemoryBus"]
 
@@ -14,10 +14,11 @@ __all__ = ["InMemoryBus"]
 class _Group:
     """A durable listener: the records it has not taken yet, and its task."""
 
-    def __init__(self, handler: BatchHandler) -> None:
+    def __init__(self, name: str, handler: BatchHandler) -> None:
+        self.name = name
         self.handler = handler
         self.pending: list[Delivery] = []
-        self.in_flight = 0
+        self.in_flight: list[Delivery] = []
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -29,10 +30,9 @@ class _Group:
 
     async def drain(self) -> None:
         while self.pending:
-            batch, self.pending = self.pending, []
-            self.in_flight = len(batch)
-            await self.handler(batch)
-            self.in_flight = 0
+            self.in_flight, self.pending = self.pending, []
+            await self.handler(self.in_flight)
+            self.in_flight = []
 
 
 class InMemoryBus:
@@ -40,15 +40,17 @@ class InMemoryBus:
     Delivers each published record to the listeners before ``publish`` returns.
 
     Everything is in one partition, so the order of delivery is the order of
-    publication. Offsets count microseconds since the epoch (strictly
-    increasing), so they keep ordering messages across restarts of the
-    process, in a store that outlives it.
+    publication. Offsets follow one another like a Kafka partition's (a
+    missing offset is a missing record) from the microseconds since the epoch
+    at the bus's creation, so they keep ordering messages across restarts of
+    the process, in a store that outlives it. No log is kept: what the
+    listeners were handed cannot be read back.
     """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._groups: list[_Group] = []
-        self._last_offset = 0
+        self._last_offset = time.time_ns() // 1000
 
     async def start(self) -> None:
         for group in self._groups:
@@ -63,10 +65,9 @@ class InMemoryBus:
 
     async def publish(self, key: str, value: bytes) -> None:
         """Deliver at once: the record is as durable as it gets before this returns."""
-        now_us = time.time_ns() // 1000
-        self._last_offset = max(self._last_offset + 1, now_us)
+        self._last_offset += 1
         delivery = Delivery(
-            key, value, partition=0, offset=self._last_offset, timestamp=now_us / 1e6
+            key, value, partition=0, offset=self._last_offset, timestamp=time.time()
         )
         for listener in self._listeners:
             listener(delivery)
@@ -88,13 +89,32 @@ class InMemoryBus:
         return FanOutCounts()
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
-        self._groups.append(_Group(handler))
+        self._groups.append(_Group(group, handler))
 
     def durable_lag(self) -> int:
-        return sum(len(group.pending) + group.in_flight for group in self._groups)
+        return sum(len(group.pending) + len(group.in_flight) for group in self._groups)
+
+    async def durable_position(self, group: str, partition: int) -> int | None:
+        """The first record the group has not finished with, or the next one to be published."""
+        named = [g for g in self._groups if g.name == group]
+        if not named:
+            return None
+        unfinished = [
+            (g.in_flight or g.pending)[0].offset for g in named if g.in_flight or g.pending
+        ]
+        return min(unfinished, default=self._last_offset + 1)
 
     def fan_out_lag(self) -> dict[int, int]:
         return {}  # listeners are called before publish returns
 
     async def check(self) -> str | None:
         return None
+
+    def partition_of(self, key: str) -> int:
+        return 0
+
+    def fan_out_position(self, partition: int) -> int | None:
+        return self._last_offset + 1  # listeners are called before publish returns
+
+    async def read_log(self, key: str, start: int, end: int | None, limit: int) -> LogRange:
+        raise LogUnavailable("the in-memory bus keeps no log")

@@ -118,3 +118,21 @@ async def test_kafka_consumer_lag_per_partition(
             break
         await asyncio.sleep(0.05)
     assert lags == dict.fromkeys(partitions, 0.0)
+
+
+async def test_recoveries_are_counted_by_outcome_with_the_messages_sent(
+    gateway: Gateway, clients: list[StompTestClient]
+) -> None:
+    sender = await connected(gateway.port, clients)
+    watcher = await connected(gateway.port, clients)
+    await watcher.subscribe("/sub/chat/6")
+    for text in ("a", "b", "c"):
+        await sender.send_chat(6, chat_body(text))
+    first = await watcher.expect(Command.MESSAGE)
+    for last_id, subscription in ((first.get("message-id", ""), "again"), ("nope", "unknown")):
+        again = await connected(gateway.port, clients)
+        await again.subscribe("/sub/chat/6", subscription, headers=[("x-last-message-id", last_id)])
+    samples = await scrape(gateway.port)
+    assert value(samples, "recoveries_total", outcome="store") == 1
+    assert value(samples, "recoveries_total", outcome="not recovered") == 1
+    assert value(samples, "messages_recovered_total") == 2

@@ -18,13 +18,13 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from bson import ObjectId
 
-from gateway import Gateway
+from gateway import Config, Gateway
 from protocol import Command, Frame
 from tests.conftest import UNLIMITED_SENDS, GatewayFactory, http_get
 
@@ -428,3 +428,248 @@ async def test_reconnect_to_the_other_instance_gets_everything_once_in_order(
     b = await make_gateway(**options)
     # A, then B, then A again.
     print(await reconnect_mid_stream(a.port, [a.port, b.port, a.port], clients, count=900))
+
+
+# A hole between what the store has and what the buffer holds.
+
+
+def hold_saves(gateway: Gateway, gate: asyncio.Event) -> None:
+    """Make the persister wait for ``gate`` before each write: the store falls behind."""
+    store = gateway.store
+    save = store.save
+
+    async def held(messages: Sequence[Any]) -> None:
+        await gate.wait()
+        await save(messages)
+
+    store.save = held  # type: ignore[method-assign]
+
+
+async def stored_anchor(gateway: Gateway, sender: StompTestClient, room: int) -> str:
+    """Send an anchor message to ``room`` and return its id once the store has it."""
+    await send_texts(sender, room, ["anchor"])
+    deadline = time.monotonic() + WAIT
+    while not (found := await http_history(gateway.port, room, "limit=1")):
+        assert time.monotonic() < deadline, "the anchor was never stored"
+        await asyncio.sleep(0.05)
+    anchor_id: str = found[0]["id"]
+    return anchor_id
+
+
+async def replay(
+    client: StompTestClient, room: int, anchor: str, last_text: str
+) -> tuple[Frame, list[Frame]]:
+    """Resubscribe after ``anchor``; return the RECEIPT and the MESSAGEs up to ``last_text``."""
+    receipt, early = await subscribe_recovering(client, room, anchor)
+    frames = early
+    if not frames or text_of(frames[-1]) != last_text:
+        frames += await read_until(client, last_text)
+    return receipt, frames
+
+
+async def test_hole_between_store_and_buffer_without_a_log_is_not_recovered(
+    make_gateway: GatewayFactory, clients: list[StompTestClient]
+) -> None:
+    """The in-memory bus keeps no log: a hole it cannot fill answers ``x-recovered: false``."""
+    gateway = await make_gateway(recovery_buffer=5, **UNLIMITED_SENDS)
+    gate = asyncio.Event()
+    gate.set()
+    hold_saves(gateway, gate)
+    sender = await connected(gateway.port, clients)
+    anchor = await stored_anchor(gateway, sender, 15)
+    gate.clear()  # the store keeps the anchor; the buffer only the newest 5 of 20
+    try:
+        await send_texts(sender, 15, [f"h{n}" for n in range(20)])
+        again = await connected(gateway.port, clients)
+        receipt, early = await subscribe_recovering(again, 15, anchor)
+        replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
+        assert (receipt.get(RECOVERED), replayed) == ("false", [])
+        await send_texts(sender, 15, ["live"])
+        live = await again.expect(Command.MESSAGE)
+        assert (text_of(live), live.get(RECOVERED)) == ("live", "false")
+        assert gateway.metrics.recoveries == {"not recovered": 1}
+    finally:
+        gate.set()
+
+
+async def test_recovery_past_its_timeout_is_not_recovered_and_live_goes_on(
+    make_gateway: GatewayFactory, clients: list[StompTestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that never answers (MongoDB paused) holds the subscription back no longer."""
+    gateway = await make_gateway(recovery_timeout=0.5, **UNLIMITED_SENDS)
+    sender = await connected(gateway.port, clients)
+    anchor = await stored_anchor(gateway, sender, 19)
+    never = asyncio.Event()
+
+    async def paused(*_: Any) -> None:
+        await never.wait()
+
+    gateway.store.after = paused  # type: ignore[method-assign]
+    again = await connected(gateway.port, clients)
+    receipt, early = await subscribe_recovering(again, 19, anchor)
+    assert (receipt.get(RECOVERED), early) == ("false", [])
+    await send_texts(sender, 19, ["live"])
+    live = await again.expect(Command.MESSAGE)
+    assert (text_of(live), live.get(RECOVERED)) == ("live", "false")
+    assert "cannot recover room 19: recovery timed out" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.mongo
+async def test_recovery_after_a_restart_on_the_in_memory_bus_comes_from_the_store(
+    make_gateway: GatewayFactory, mongo_db_uri: str, clients: list[StompTestClient]
+) -> None:
+    """A new process's bus has carried nothing yet: the store, whole, is all there is."""
+    options = {"mongo_uri": mongo_db_uri, "port": 0}
+    before = Gateway(Config(**options))
+    await before.start()
+    try:
+        sender = await connected(before.port, clients)
+        anchor = await stored_anchor(before, sender, 20)
+        await send_texts(sender, 20, ["r0", "r1"])
+        await wait_stored(before)
+    finally:
+        await before.shutdown()
+    after = await make_gateway(**options)
+    again = await connected(after.port, clients)
+    receipt, early = await subscribe_recovering(again, 20, anchor)
+    replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
+    assert (receipt.get(RECOVERED), [text_of(f) for f in replayed]) == ("true", ["r0", "r1"])
+    assert after.metrics.recoveries == {"store": 1}
+
+
+@pytest.fixture
+async def held_pair(
+    make_gateway: GatewayFactory, kafka_bootstrap: str, created_kafka_topic: str, mongo_db_uri: str
+) -> AsyncIterator[tuple[Gateway, Gateway, asyncio.Event]]:
+    """
+    Instances A and B on one Kafka topic and one MongoDB, recovery buffers of 50,
+    and a gate their persisters wait for before each write (open at first).
+    """
+    options = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_topic": created_kafka_topic,
+        "mongo_uri": mongo_db_uri,
+        "recovery_buffer": 50,
+        **UNLIMITED_SENDS,
+    }
+    a = await make_gateway(**options)
+    b = await make_gateway(**options)
+    gate = asyncio.Event()
+    gate.set()
+    for gateway in (a, b):
+        hold_saves(gateway, gate)
+    yield a, b, gate
+    gate.set()  # shutdown stores what is held
+
+
+async def miss_while_persister_held(
+    a: Gateway, b: Gateway, gate: asyncio.Event, opened: list[StompTestClient], room: int
+) -> tuple[str, list[str]]:
+    """
+    Store an anchor of ``room``, then hold the persisters while 200 messages of
+    the room (and 60 of another room of its partition) pass through A and are
+    fanned out by B; return the anchor's id and the texts.
+    """
+    sender = await connected(a.port, opened)
+    watcher = await connected(b.port, opened)
+    await watcher.subscribe(f"/sub/chat/{room}")
+    anchor = await stored_anchor(b, sender, room)
+    gate.clear()
+    texts = [f"g{n}" for n in range(200)]
+    for n, text in enumerate(texts):
+        await sender.send_chat(room, chat_body(text), receipt=False)
+        if n % 10 == 0:  # the same partition (room % 3): skipped by key in the log
+            await sender.send_chat(room + 3, chat_body(f"other{n}"), receipt=False)
+    await sender.barrier()
+    seen = [text_of(f) for f in await read_until(watcher, texts[-1]) if text_of(f) != "anchor"]
+    assert seen == texts  # B fanned them all out; its buffer kept the newest 50 records
+    status, stored = await http_json(b.port, f"/v1/api/chat/{room}/messages?after={anchor}")
+    assert (status, stored) == (200, [])  # none is in the store
+    return anchor, texts
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+async def test_hole_between_store_and_buffer_is_read_from_the_kafka_log(
+    held_pair: tuple[Gateway, Gateway, asyncio.Event], clients: list[StompTestClient]
+) -> None:
+    a, b, gate = held_pair
+    anchor, texts = await miss_while_persister_held(a, b, gate, clients, 16)
+
+    again = await connected(b.port, clients)
+    receipt, frames = await replay(again, 16, anchor, texts[-1])
+    assert receipt.get(RECOVERED) == "true", receipt
+    assert [text_of(f) for f in frames] == texts  # all 200, once, in order
+    assert frames[0].get(RECOVERED) == "true"
+    assert [f for f in await again.barrier() if f.command is Command.MESSAGE] == []
+    sender = await connected(a.port, clients)
+    await send_texts(sender, 16, ["live"])
+    assert text_of(await again.expect(Command.MESSAGE, timeout=WAIT)) == "live"
+    assert [f for f in await again.barrier() if f.command is Command.MESSAGE] == []
+    assert (b.metrics.recoveries, b.metrics.messages_recovered) == ({"log": 1}, 200)
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+async def test_hole_no_longer_retained_is_not_recovered(
+    held_pair: tuple[Gateway, Gateway, asyncio.Event],
+    clients: list[StompTestClient],
+    kafka_bootstrap: str,
+    created_kafka_topic: str,
+) -> None:
+    """The topic dropped the start of the hole (DeleteRecords): ``x-recovered: false``."""
+    a, b, gate = held_pair
+    anchor, _ = await miss_while_persister_held(a, b, gate, clients, 17)
+    await delete_records(kafka_bootstrap, created_kafka_topic, 17 % 3, before=50)
+
+    again = await connected(b.port, clients)
+    receipt, early = await subscribe_recovering(again, 17, anchor)
+    replayed = early + [f for f in await again.barrier() if f.command is Command.MESSAGE]
+    assert (receipt.get(RECOVERED), replayed) == ("false", [])
+    sender = await connected(a.port, clients)
+    await send_texts(sender, 17, ["live"])
+    live = await again.expect(Command.MESSAGE, timeout=WAIT)
+    assert (text_of(live), live.get(RECOVERED)) == ("live", "false")
+    assert (b.metrics.recoveries, b.metrics.messages_recovered) == ({"not recovered": 1}, 0)
+
+
+async def delete_records(bootstrap: str, topic: str, partition: int, before: int) -> None:
+    """Advance the partition's log start offset to ``before``, as retention would."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        deleted = await admin.delete_records({tp: RecordsToDelete(before)}, timeout_ms=10_000)
+        assert deleted == {tp: before}, deleted
+    finally:
+        await admin.close()
+
+
+@pytest.mark.kafka
+@pytest.mark.mongo
+async def test_quiet_room_in_a_busy_partition_recovers_without_reading_the_log(
+    held_pair: tuple[Gateway, Gateway, asyncio.Event], clients: list[StompTestClient]
+) -> None:
+    """
+    The store holds everything the persisters committed: a room with nothing
+    new, whose partition carried more than the buffer holds, needs no log.
+    """
+    a, b, _ = held_pair
+    sender = await connected(a.port, clients)
+    anchor = await stored_anchor(b, sender, 18)
+    await send_texts(sender, 21, [f"busy{n}" for n in range(200)])  # 21 % 3 == 18 % 3
+    deadline = time.monotonic() + WAIT
+    while (await b.persister.stored_before(18 % 3) or 0) < 201:
+        assert time.monotonic() < deadline, "the persisters never committed the busy room"
+        await asyncio.sleep(0.05)
+
+    again = await connected(b.port, clients)
+    receipt, early = await subscribe_recovering(again, 18, anchor)
+    assert (receipt.get(RECOVERED), early) == ("true", [])
+    await send_texts(sender, 18, ["live"])
+    assert text_of(await again.expect(Command.MESSAGE, timeout=WAIT)) == "live"
+    assert b.metrics.recoveries == {"store": 1}

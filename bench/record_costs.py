@@ -60,6 +60,7 @@ def record_costs(count: int) -> dict[str, Any]:
         router,
         zone=zoneinfo.ZoneInfo("UTC"),
         max_message_length=1000,
+        max_nickname_length=100,
         recent=RecentMessages(10_000),
     )
 

@@ -4,11 +4,11 @@ The Kafka bus: one partitioned topic, every instance reading every partition.
 Each record is keyed by the room id and carries the chat message JSON; its
 partition is ``roomId % partitions`` (the seed's scheme, ``modulo``), Kafka's
 murmur2 of the key (``hash``) or nginx's ``hash`` of it (``nginx-hash``), so a
-room's messages stay in order. The
-producer is idempotent with ``acks=all``: ``publish`` returns once the record
-is committed, hence readable by every consumer. The fan-out consumer assigns
-itself partitions (no group, no rebalancing), starts at their end, and hands
-each record to the listeners in partition order.
+room's messages stay in order. The producer is idempotent with ``acks=all``:
+``publish`` returns once the record is committed, hence readable by every
+consumer. The fan-out consumer assigns itself partitions (no group, no
+rebalancing), starts at their end, and hands each record to the listeners in
+partition order.
 
 Which partitions (``fan_out_partitions``): ``all`` of them (the seed's model),
 or, with ``interest``, only those holding a watched key, re-assigned as keys

@@ -15,7 +15,10 @@ Steps, each on fresh instances and a fresh topic:
 * ``seed-K``: K = 1, 2, 4 instances, ``--fan-out-partitions all``, random placement;
 * with 4 instances, ``interest`` and the placements ``room`` (a hash of the
   room, as nginx ``hash $arg_room``) and ``partition`` (the room's partition
-  decides, ``room % partitions``): seed model vs interest, random vs affine.
+  decides, ``room % partitions``): seed model vs interest, random vs affine;
+* ``interest-4-nginx``: ``--partitioner nginx-hash`` and the placement
+  ``nginx``, the server nginx's plain ``hash $arg_room;`` picks: partition-affine
+  with a stock nginx.
 
 One JSON line per instance and step (``scenario: cluster``), then one per step
 with the cluster's totals (``instance: all``).
@@ -40,6 +43,8 @@ from typing import Any
 
 from gateways import broker, create_topic, fresh_database, mongo_server, start_gateway, stop_gateway
 
+from kafka_bridge.kafka import nginx_hash
+
 METRICS = {
     "fetched": "stomp_gateway_kafka_records_fetched_total",
     "skipped": "stomp_gateway_kafka_records_skipped_total",
@@ -53,10 +58,11 @@ class Step:
     name: str
     instances: int
     mode: str  # --fan-out-partitions
-    placement: str  # random, room, partition
+    placement: str  # random, room, partition, nginx
     subscribers: int  # connections
     workers: int = 1  # --workers of each instance
     burst: bool = False  # publish as fast as possible, not at the load's rate
+    partitioner: str = "modulo"  # --partitioner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,7 @@ def steps(load: Load, quick: bool) -> list[Step]:
             Step("ceiling", 2, "all", "random", 0),
             Step("seed-2", 2, "all", "random", load.subscribers),
             Step("interest-2-partition", 2, "interest", "partition", load.subscribers),
+            nginx_step(2, load),
             Step("workers-2", 1, "all", "random", load.subscribers, workers=2, burst=True),
         ]
     return [
@@ -91,16 +98,24 @@ def steps(load: Load, quick: bool) -> list[Step]:
         Step(f"seed-{most}-room", most, "all", "room", load.subscribers),
         Step(f"interest-{most}-room", most, "interest", "room", load.subscribers),
         Step(f"interest-{most}-partition", most, "interest", "partition", load.subscribers),
+        nginx_step(most, load),
         Step("workers-1", 1, "all", "random", load.subscribers, workers=1, burst=True),
         Step("workers-2", 1, "all", "random", load.subscribers, workers=2, burst=True),
     ]
+
+
+def nginx_step(instances: int, load: Load) -> Step:
+    """Interest mode behind nginx's ``hash $arg_room;``, rooms partitioned to match."""
+    name = f"interest-{instances}-nginx"
+    return Step(name, instances, "interest", "nginx", load.subscribers, partitioner="nginx-hash")
 
 
 def placement(step: Step, load: Load, ports: Sequence[int], seed: int) -> list[list[Any]]:
     """
     Each connection's instance and rooms: at random, 1-3 rooms each; room-affine,
     one room each (clients that use one room at a time), on the instance the
-    balancer's hash of the room (``room``) or of its partition (``partition``) picks.
+    balancer's hash of the room (``room``), of its partition (``partition``) or
+    nginx's ``hash $arg_room;`` (``nginx``) picks.
     """
     rng = random.Random(seed)
     out: list[list[Any]] = []
@@ -109,6 +124,9 @@ def placement(step: Step, load: Load, ports: Sequence[int], seed: int) -> list[l
         if step.placement == "random":
             others = rng.sample(range(1, load.rooms + 1), rng.randint(0, 2))
             out.append([rng.choice(ports), [room, *(r for r in others if r != room)]])
+            continue
+        if step.placement == "nginx":  # test_nginx_hash.py: what a real nginx picks
+            out.append([ports[nginx_hash(str(room)) % len(ports)], [room]])
             continue
         key = room % load.partitions if step.placement == "partition" else room
         hashed = key if step.placement == "partition" else zlib.crc32(str(key).encode())
@@ -124,6 +142,7 @@ async def instances(
     await create_topic(bootstrap, topic, partitions)
     args = ["--kafka-bootstrap", bootstrap, "--kafka-topic", topic]
     args += ["--kafka-partitions", str(partitions), "--fan-out-partitions", step.mode]
+    args += ["--partitioner", step.partitioner]
     args += ["--mongo-uri", uri, "--log-level", "warning", "--workers", str(step.workers), *extra]
     started = []
     try:

@@ -554,9 +554,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "partitioner",
-        "Partition of a room: modulo (roomId % partitions, as the seed) or hash "
-        "(Kafka's murmur2 of the key).",
-        choices=("modulo", "hash"),
+        "Partition of a room: modulo (roomId % partitions, as the seed), hash "
+        "(Kafka's murmur2 of the key) or nginx-hash (nginx's upstream hash of the "
+        "key, for partition-affine balancing).",
+        choices=("modulo", "hash", "nginx-hash"),
     ),
     Option(
         "kafka-send-timeout",

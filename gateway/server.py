@@ -67,7 +67,11 @@ def make_bus(config: Config) -> MessageBus:
     """Return the Kafka bus when ``--kafka-bootstrap`` is set, else the in-memory one."""
     if not config.kafka_bootstrap:
         return InMemoryBus()
-    from kafka_bridge.kafka import KafkaBus, KafkaSettings  # aiokafka only when asked for
+    from kafka_bridge.kafka import (  # aiokafka only when asked for
+        KafkaBus,
+        KafkaSettings,
+        as_partitioner,
+    )
 
     return KafkaBus(
         KafkaSettings(
@@ -75,7 +79,7 @@ def make_bus(config: Config) -> MessageBus:
             topic=config.kafka_topic,
             partitions=config.kafka_partitions,
             replication_factor=config.kafka_replication_factor,
-            partitioner="hash" if config.partitioner == "hash" else "modulo",
+            partitioner=as_partitioner(config.partitioner),
             send_timeout=config.kafka_send_timeout,
             fan_out_partitions="interest" if config.fan_out_partitions == "interest" else "all",
         )

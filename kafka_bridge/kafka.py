@@ -2,12 +2,13 @@
 The Kafka bus: one partitioned topic, every instance reading every partition.
 
 Each record is keyed by the room id and carries the chat message JSON; its
-partition is ``roomId % partitions`` (the seed's scheme, ``modulo``) or Kafka's
-murmur2 of the key (``hash``), so a room's messages stay in order. The
-producer is idempotent with ``acks=all``: ``publish`` returns once the record
-is committed, hence readable by every consumer. The fan-out consumer assigns
-itself partitions (no group, no rebalancing), starts at their end, and hands
-each record to the listeners in partition order.
+partition is ``roomId % partitions`` (the seed's scheme, ``modulo``), Kafka's
+murmur2 of the key (``hash``) or nginx's ``hash`` of it (``nginx-hash``), so a
+room's messages stay in order. The producer is idempotent with ``acks=all``:
+``publish`` returns once the record is committed, hence readable by every
+consumer. The fan-out consumer assigns itself partitions (no group, no
+rebalancing), starts at their end, and hands each record to the listeners in
+partition order.
 
 Which partitions (``fan_out_partitions``): ``all`` of them (the seed's model),
 or, with ``interest``, only those holding a watched key, re-assigned as keys
@@ -20,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import zlib
 from collections.abc import Awaitable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,7 +33,14 @@ from aiokafka.partitioner import murmur2
 from .bus import BatchHandler, BusError, Delivery, FanOutCounts, Listener, LogRange, PublishError
 from .log_reader import read_range
 
-__all__ = ["KafkaBus", "KafkaSettings", "partition_for"]
+__all__ = [
+    "KafkaBus",
+    "KafkaSettings",
+    "Partitioner",
+    "as_partitioner",
+    "nginx_hash",
+    "partition_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,8 @@ PRODUCER_BATCH_BYTES = 256 * 1024  # well under the broker's message.max.bytes (
 # reconnect storm waits here (within its recovery timeout) instead.
 LOG_READERS = 4
 
+Partitioner = Literal["modulo", "hash", "nginx-hash"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class KafkaSettings:
@@ -65,7 +76,8 @@ class KafkaSettings:
         topic: The chat topic.
         partitions: Partitions the topic must have (at least).
         replication_factor: Replicas of a topic created here.
-        partitioner: ``modulo`` (room id % partitions) or ``hash`` (murmur2).
+        partitioner: ``modulo`` (room id % partitions), ``hash`` (murmur2) or
+            ``nginx-hash`` (nginx's non-consistent upstream ``hash``).
         send_timeout: Seconds a record may take to be acknowledged.
         fan_out_partitions: ``all`` (every instance reads every partition)
             or ``interest`` (only the partitions of watched keys).
@@ -76,7 +88,7 @@ class KafkaSettings:
     topic: str = "chat"
     partitions: int = 3
     replication_factor: int = 1
-    partitioner: Literal["modulo", "hash"] = "modulo"
+    partitioner: Partitioner = "modulo"
     send_timeout: float = 5.0
     fan_out_partitions: Literal["all", "interest"] = "all"
 
@@ -87,12 +99,35 @@ def partition_for(key: str, partitions: int, partitioner: str) -> int:
 
     ``modulo`` is the seed's ``chatRoomId % partitions``; ``hash`` is what
     Kafka's Java producer does with a keyed record:
-    ``toPositive(murmur2(key)) % partitions``.
+    ``toPositive(murmur2(key)) % partitions``; ``nginx-hash`` is
+    :func:`nginx_hash` ``% partitions``.
     """
     if partitioner == "modulo":
         return int(key) % partitions
+    if partitioner == "nginx-hash":
+        return nginx_hash(key) % partitions
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+def as_partitioner(name: str) -> Partitioner:
+    """Return ``name`` as a :data:`Partitioner`; raise ``ValueError`` for an unknown one."""
+    for partitioner in get_args(Partitioner):
+        if partitioner == name:
+            return cast(Partitioner, partitioner)
+    raise ValueError(f"unknown partitioner: {name!r}")
+
+
+def nginx_hash(key: str) -> int:
+    """
+    Return nginx's upstream ``hash`` of ``key`` (without ``consistent``).
+
+    ngx_http_upstream_hash_module's first try is ``(crc32(key) >> 16) & 0x7fff``
+    (Cache::Memcached's), and it picks the peer at ``hash % total_weight``. So
+    with K equal-weight servers and P partitions, K dividing P, nginx sends a
+    room to server ``partition % K``: every room of a partition to one server.
+    """
+    return (zlib.crc32(key.encode()) >> 16) & 0x7FFF
 
 
 class KafkaBus:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,6 +27,15 @@ def quick_run(*args: str, timeout: float = 110) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def bench_module(name: str) -> ModuleType:
+    """Import ``bench/<name>.py`` (bench/ is a directory of scripts, not a package)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
 
 
 def test_quick_run_prints_one_json_line_per_scenario_and_target() -> None:
@@ -98,6 +109,9 @@ def test_quick_cluster_run_prints_a_line_per_instance_and_step(
         ("interest-2-partition", 0),
         ("interest-2-partition", 1),
         ("interest-2-partition", "all"),
+        ("interest-2-nginx", 0),
+        ("interest-2-nginx", 1),
+        ("interest-2-nginx", "all"),
         ("workers-2", 0),
         ("workers-2", "all"),
     }
@@ -107,22 +121,19 @@ def test_quick_cluster_run_prints_a_line_per_instance_and_step(
         assert isinstance(line["cpu_pct"], float | int)
     assert steps[("ceiling", 1)]["fetched"] == steps[("ceiling", 1)]["skipped"]  # reads only
     assert steps[("ceiling", "all")]["seed_ceiling_records_per_core_s"] > 0
-    for step in ("seed-2", "interest-2-partition", "workers-2"):
+    for step in ("seed-2", "interest-2-partition", "interest-2-nginx", "workers-2"):
         total = steps[(step, "all")]
         assert total["lost"] == 0
         assert total["deliveries"] == total["delivered"]
         assert "cpu_pct_no_subscriber" in total
     # Placed by partition, an instance in interest mode fetches only its rooms' partitions.
     assert steps[("interest-2-partition", "all")]["wasted_reads"] == 0
+    assert steps[("interest-2-nginx", "all")]["wasted_reads"] == 0
     assert steps[("workers-2", 0)]["workers"] == 2
 
 
 def test_a_ratio_says_when_a_target_stalled_before_all_deliveries() -> None:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import suite
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    suite = bench_module("suite")
     gateway = {"scenario": "fanout", "target": "gateway", "deliveries_per_s": 100.0}
     stalled = {"scenario": "fanout", "target": "rabbitmq", "deliveries_per_s": 10.0}
     stalled["stalled_after"] = 7
@@ -131,3 +142,26 @@ def test_a_ratio_says_when_a_target_stalled_before_all_deliveries() -> None:
     assert lines["gateway/rabbitmq"]["deliveries_per_s"] == 10.0
     assert "rabbitmq stalled" in lines["gateway/rabbitmq"]["note"]
     assert "note" not in lines["gateway/floor"]
+
+
+@pytest.mark.parametrize("instances", [2, 4])
+def test_the_nginx_placement_is_the_partition_of_nginx_hash(instances: int) -> None:
+    """
+    The ``nginx`` placement puts a room where nginx's ``hash $arg_room;`` does
+    (test_nginx_hash.py), which with ``--partitioner nginx-hash`` is
+    ``partition % instances``: every room of a partition on one instance.
+    """
+    from kafka_bridge.kafka import partition_for
+
+    cluster = bench_module("cluster")
+    load = cluster.FULL
+    step = cluster.nginx_step(instances, load)
+    assert (step.mode, step.partitioner) == ("interest", "nginx-hash")
+    ports = [9000 + index for index in range(instances)]
+    placed = cluster.placement(step, load, ports, seed=16)
+    assert len(placed) == load.subscribers
+    for port, rooms in placed:
+        (room,) = rooms
+        partition = partition_for(str(room), load.partitions, "nginx-hash")
+        assert port == ports[partition % instances]
+    assert {port for port, _ in placed} == set(ports)

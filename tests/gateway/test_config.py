@@ -134,6 +134,7 @@ def test_boolean_environment(value: str, expected: bool) -> None:
         (["--heartbeat-tolerance", "1.5"], {"heartbeat_tolerance": 1.5}),
         (["--timezone", "Europe/Paris"], {"timezone": "Europe/Paris"}),
         (["--port=7000", "--host=::1"], {"port": 7000, "host": "::1"}),
+        (["--partitioner", "nginx-hash"], {"partitioner": "nginx-hash"}),
     ],
 )
 def test_command_line(argv: list[str], expected: dict[str, Any]) -> None:
@@ -321,3 +322,14 @@ def test_drain_period_may_be_zero_but_not_negative() -> None:
     assert parse_args(["--drain-period", "0"], {}).drain_period == 0
     with pytest.raises(SystemExit):
         parse_args(["--drain-period", "-1"], {})
+
+
+@pytest.mark.parametrize("partitioner", ["modulo", "hash", "nginx-hash"])
+def test_the_kafka_bus_gets_the_partitioner(partitioner: str) -> None:
+    from gateway.server import make_bus
+    from kafka_bridge.kafka import KafkaBus
+
+    config = parse_args(["--kafka-bootstrap", "127.0.0.1:9", "--partitioner", partitioner], {})
+    bus = make_bus(config)
+    assert isinstance(bus, KafkaBus)
+    assert bus.settings.partitioner == partitioner

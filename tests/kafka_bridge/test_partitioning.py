@@ -6,14 +6,18 @@ where Kafka's Java producer puts a keyed record:
 ``Utils.toPositive(Utils.murmur2(keyBytes)) % numPartitions``. The murmur2
 vectors are those of Kafka's ``UtilsTest.testMurmur2``; a reference murmur2
 written here from Kafka's ``Utils.murmur2`` checks them independently of the
-implementation the gateway uses.
+implementation the gateway uses. ``nginx-hash`` must be nginx's non-consistent
+upstream ``hash`` (checked against a reference CRC-32 here, and against a real
+nginx in test_nginx_hash.py).
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kafka_bridge.kafka import partition_for
+from kafka_bridge.kafka import as_partitioner, nginx_hash, partition_for
 
 # Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java,
 # testMurmur2: key bytes -> murmur2 as a Java (signed 32-bit) int.
@@ -153,3 +157,62 @@ def test_modulo_is_room_id_mod_partitions(room: int, partitions: int, expected: 
 def test_modulo_for_many_rooms(partitions: int) -> None:
     for room in range(1, 1000):
         assert partition_for(str(room), partitions, "modulo") == room % partitions
+
+
+def reference_crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, reflected, as nginx's ngx_crc32), bit by bit."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def reference_nginx_peer(key: str, servers: int) -> int:
+    """
+    The server ngx_http_upstream_hash_module (no ``consistent``) picks first,
+    among equal-weight servers: ``((crc32(key) >> 16) & 0x7fff) % total_weight``.
+    """
+    return ((reference_crc32(key.encode()) >> 16) & 0x7FFF) % servers
+
+
+def test_reference_crc32_check_value() -> None:
+    assert reference_crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
+
+
+def test_nginx_hash_of_check_value() -> None:
+    assert nginx_hash("123456789") == 0xCBF4 & 0x7FFF
+    assert partition_for("123456789", 64, "nginx-hash") == (0xCBF4 & 0x7FFF) % 64
+
+
+@given(room=st.integers(min_value=0, max_value=2**63 - 1), partitions=st.integers(1, 1024))
+def test_nginx_hash_partition_matches_reference(room: int, partitions: int) -> None:
+    expected = ((reference_crc32(str(room).encode()) >> 16) & 0x7FFF) % partitions
+    assert partition_for(str(room), partitions, "nginx-hash") == expected
+
+
+@given(
+    room=st.integers(min_value=0, max_value=2**63 - 1),
+    servers=st.integers(1, 16),
+    multiple=st.integers(1, 32),
+)
+def test_nginx_hash_server_is_partition_mod_servers(room: int, servers: int, multiple: int) -> None:
+    """With K servers and P = m·K partitions, nginx's server is ``partition % K``."""
+    partition = partition_for(str(room), servers * multiple, "nginx-hash")
+    assert partition % servers == reference_nginx_peer(str(room), servers)
+
+
+@given(key=st.text(max_size=40))
+def test_nginx_hash_of_any_key_is_15_bits_of_crc32(key: str) -> None:
+    assert nginx_hash(key) == (reference_crc32(key.encode()) >> 16) & 0x7FFF
+
+
+@pytest.mark.parametrize("name", ["modulo", "hash", "nginx-hash"])
+def test_as_partitioner_accepts_the_choices(name: str) -> None:
+    assert as_partitioner(name) == name
+
+
+def test_as_partitioner_refuses_an_unknown_name() -> None:
+    with pytest.raises(ValueError, match="unknown partitioner: 'crc'"):
+        as_partitioner("crc")

@@ -158,9 +158,7 @@ def _refusal(request: bytes) -> str | None:
     reader.feed_data(request)
     try:
         next(Request.parse(reader.read_line))
-    except StopIteration:
-        return None
-    except SecurityError:
+    except (StopIteration, SecurityError):  # a whole head, or one websockets answers itself
         return None
     except (EOFError, ValueError, NotImplementedError) as exc:  # EOFError: a line without CR
         return f"malformed request head: {str(exc)[:200]}"

@@ -71,8 +71,9 @@ class SubscriptionRegistry:
         self._by_destination: dict[str, dict[Subscription, None]] = {}
         self._by_session: dict[Subscriber, dict[str, Subscription]] = {}
         self._count = 0
-        self._occupied: Callable[[str], Awaitable[None] | None] = _no_wait
-        self._vacated: Callable[[str], None] = _ignore
+        # Until an Interest is told: nobody to tell, nothing to wait for.
+        self._occupied: Callable[[str], Awaitable[None] | None] = _nobody
+        self._vacated: Callable[[str], None] = _nobody
 
     def tell(self, interest: Interest) -> None:
         """Tell ``interest`` from now on when destinations gain and lose subscribers."""
@@ -147,9 +148,5 @@ class SubscriptionRegistry:
         return [sub for sub in own.values() if sub.destination == destination]
 
 
-def _no_wait(destination: str) -> None:
-    return None
-
-
-def _ignore(destination: str) -> None:
+def _nobody(destination: str) -> None:
     return None

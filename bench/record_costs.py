@@ -23,10 +23,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from gateway.chat import ChatService
-from gateway.recovery import RecentMessages
-from gateway.registry import Subscription, SubscriptionRegistry
-from gateway.routing import Router
+from gateway.chat.recovery import RecentMessages
+from gateway.chat.registry import Subscription, SubscriptionRegistry
+from gateway.chat.routing import Router
+from gateway.chat.service import ChatService
 from kafka_bridge.kafka import FAN_OUT_FETCH, KafkaBus, KafkaSettings
 from persistence import ChatMessage
 

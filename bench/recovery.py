@@ -6,7 +6,7 @@ Not a test: it asserts nothing about time; it prints one JSON line.
 On a fresh topic it publishes an anchor message of room 4 and then
 ``--missed`` messages of room 4, each followed by ``--others`` records of
 room 7 (the same partition), through the gateway's own Kafka bus. Then it
-times :func:`gateway.recovery.recover` ``--repeat`` times as a gateway would
+times :func:`gateway.chat.recovery.recover` ``--repeat`` times as a gateway would
 run it when the store holds only the anchor and the buffer holds nothing of
 the partition: the whole gap is read back from the log (a consumer started,
 assigned, fetched, the other room's records skipped by key, the room's
@@ -32,8 +32,8 @@ import time
 import uuid
 from collections.abc import Awaitable
 
-from gateway.chat import new_object_id
-from gateway.recovery import MAX_RECOVERED, RecentMessages, recover
+from gateway.chat.recovery import MAX_RECOVERED, RecentMessages, recover
+from gateway.chat.service import new_object_id
 from kafka_bridge.kafka import KafkaBus, KafkaSettings
 from persistence import ChatMessage, InMemoryStore
 

@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway import Config, Gateway
-from tests.gateway.fuzzing import fuzz_gateway
-from tests.gateway.tokens import SECRET
+from tests.support.fuzzing import fuzz_gateway
+from tests.support.tokens import SECRET
 
 
 async def main(seconds: float, seed: int) -> None:

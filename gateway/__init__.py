@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from .app import Gateway
 from .config import Config, parse_args
-from .server import Gateway
 
 __all__ = ["Config", "Gateway", "parse_args"]

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 from kafka_bridge import BusError
 
+from .app import Gateway
 from .collector import tune_collector
 from .config import Config, parse_command_line, printable_config
 from .logs import configure_logging
-from .server import Gateway
 from .workers import supervise, worker_identity
 
 __all__ = ["main", "run"]

@@ -17,7 +17,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from . import auth
+from .security import auth
 
 __all__ = [
     "OPTIONS",

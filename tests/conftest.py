@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway import Config, Gateway
+from tests.support.stomp_client import StompTestClient
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
@@ -377,3 +378,12 @@ async def raw(mongo_db_uri: str) -> AsyncIterator[AsyncCollection[dict[str, Any]
     )
     yield client.get_default_database()["chat_messages"]
     await client.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[StompTestClient]]:
+    """Raw STOMP clients, closed after the test (see ``tests.support.stomp_client``)."""
+    opened: list[StompTestClient] = []
+    yield opened
+    for client in opened:
+        await client.close()

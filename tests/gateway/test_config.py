@@ -326,7 +326,7 @@ def test_drain_period_may_be_zero_but_not_negative() -> None:
 
 @pytest.mark.parametrize("partitioner", ["modulo", "hash", "nginx-hash"])
 def test_the_kafka_bus_gets_the_partitioner(partitioner: str) -> None:
-    from gateway.server import make_bus
+    from gateway.app import make_bus
     from kafka_bridge.kafka import KafkaBus
 
     config = parse_args(["--kafka-bootstrap", "127.0.0.1:9", "--partitioner", partitioner], {})

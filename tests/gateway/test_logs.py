@@ -10,7 +10,9 @@ from gateway.logs import TEXT_FORMAT, JsonFormatter
 
 
 def record(message: str, *args: object, **extra: str) -> logging.LogRecord:
-    made = logging.LogRecord("gateway.connection", logging.INFO, __file__, 1, message, args, None)
+    made = logging.LogRecord(
+        "gateway.transport.connection", logging.INFO, __file__, 1, message, args, None
+    )
     made.__dict__.update(extra)
     return made
 
@@ -31,7 +33,7 @@ def test_json_line_carries_time_level_logger_message_and_fields() -> None:
     entry = json.loads(line)
     assert entry["time"].endswith("+00:00")
     assert entry["level"] == "info"
-    assert entry["logger"] == "gateway.connection"
+    assert entry["logger"] == "gateway.transport.connection"
     assert entry["message"] == "session ab12 closed: bye"
     assert entry["session"] == "ab12"
     assert entry["remote"] == "10.0.0.1:5000"
@@ -60,4 +62,4 @@ def test_text_format_stays_human() -> None:
     text = logging.Formatter(TEXT_FORMAT).format(
         record("session %s opened", "ab12", event="opened")
     )
-    assert text.endswith(" INFO gateway.connection: session ab12 opened")
+    assert text.endswith(" INFO gateway.transport.connection: session ab12 opened")

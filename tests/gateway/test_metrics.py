@@ -11,8 +11,7 @@ from gateway import Gateway
 from gateway.metrics import Metrics, error_reason
 from protocol import Command
 from tests.conftest import GatewayFactory, http_get
-
-from .stomp_client import StompTestClient, chat_body, connected
+from tests.support.stomp_client import StompTestClient, chat_body, connected
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -22,7 +22,7 @@ from kafka_bridge import BusError, Delivery, PublishError
 from kafka_bridge.kafka import KafkaBus, KafkaSettings, partition_for
 from protocol import Command
 from tests.conftest import GatewayFactory, create_kafka_topic
-from tests.gateway.stomp_client import StompTestClient, chat_body
+from tests.support.stomp_client import StompTestClient, chat_body
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -327,7 +327,7 @@ async def test_unparseable_record_is_skipped_by_gateway_fan_out(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     kafka_topic = created_kafka_topic
-    caplog.set_level(logging.WARNING, logger="gateway.chat")
+    caplog.set_level(logging.WARNING, logger="gateway.chat.service")
     gateway = await make_gateway(kafka_bootstrap=kafka_bootstrap, kafka_topic=kafka_topic)
     deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
     gateway.bus.add_listener(deliveries.put_nowait)

@@ -41,9 +41,9 @@ import pytest
 import yaml
 
 from tests.conftest import free_port
-from tests.gateway import node as nodejs
-from tests.gateway.node import NodeClient, Spawn
 from tests.ops.podman import ROOT, Podman, http_status, run, wait_until_serving
+from tests.support import node as nodejs
+from tests.support.node import NodeClient, Spawn
 
 pytestmark = [pytest.mark.podman, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.timeout(900)]
 

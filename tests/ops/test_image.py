@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.gateway import node as nodejs
-from tests.gateway.node import Spawn, chat_message
 from tests.ops.podman import Podman, wait_until_serving
+from tests.support import node as nodejs
+from tests.support.node import Spawn, chat_message
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(900)]
 

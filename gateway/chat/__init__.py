@@ -1,0 +1,1 @@
+"""The chat application: rooms, messages, subscriptions, recovery and presence."""

@@ -1,0 +1,1 @@
+"""Plain HTTP on the STOMP port: health, metrics, the chat REST API, the demo page."""

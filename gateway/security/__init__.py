@@ -1,0 +1,1 @@
+"""Who may connect, read and send: tokens, room authorization, limits."""

@@ -1,0 +1,201 @@
+"""
+Authentication on CONNECT: the JSON Web Token a client presents becomes its :class:`Member`.
+
+The token comes from the ``Authorization`` header (``Bearer <token>``, as the
+seed's clients send it), else ``passcode``, else ``login`` (STOMP 1.2 §CONNECT
+names the last two for credentials). It is checked with PyJWT: signature with
+the configured key (an HS256 secret, or an RS256/ES256 public key from a PEM
+or JWKS file), ``exp`` (required) and ``nbf``, and ``iss``/``aud`` when
+configured (RFC 7519 §4.1). Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from gateway.numbers import saturating_int
+from persistence import is_long
+
+from .identity import Member
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+
+__all__ = [
+    "ALGORITHMS",
+    "CREDENTIAL_HEADERS",
+    "AuthenticationError",
+    "Authenticator",
+    "bearer_token",
+    "jwks_file",
+    "public_key_file",
+]
+
+ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+_SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
+# CONNECT headers that may carry a token, in the order they are looked at.
+CREDENTIAL_HEADERS = ("Authorization", "authorization", "passcode", "login")
+
+
+class AuthenticationError(Exception):
+    """The CONNECT frame carries no valid token; the message says why."""
+
+
+def public_key_file(path: str) -> str:
+    """Check that ``path`` holds a PEM public key (an argparse converter); return it."""
+    if path:  # empty: unset
+        _load_public_key(path)
+    return path
+
+
+def jwks_file(path: str) -> str:
+    """Check that ``path`` holds a JWKS with at least one usable key; return it."""
+    if path:  # empty: unset
+        _load_jwks(path)
+    return path
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _load_public_key(path: str) -> Any:
+    data = _read(path)
+    try:
+        return load_pem_public_key(data)
+    except (ValueError, TypeError):
+        raise ValueError(f"{path} holds no PEM public key") from None
+
+
+def _load_jwks(path: str) -> dict[str | None, jwt.PyJWK]:
+    data = _read(path)
+    try:
+        keys = jwt.PyJWKSet.from_json(data.decode()).keys
+    except (jwt.PyJWTError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} holds no usable JWKS: {exc}") from None
+    return {key.key_id: key for key in keys}
+
+
+class Authenticator:
+    """
+    Turns the headers of a CONNECT frame into the :class:`Member` they prove.
+
+    Args:
+        config: The ``jwt_*`` settings; exactly one of ``jwt_secret``,
+            ``jwt_public_key`` (a PEM file) and ``jwt_jwks`` (a JWKS file) is set.
+            Keys are read once, here: an unreadable or invalid file raises ValueError.
+
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        symmetric = bool(config.jwt_secret)
+        # Only the algorithms the key is meant for: a public key must never
+        # verify an HMAC (RFC 8725 §2.1, algorithm confusion).
+        self.algorithms = [a for a in config.jwt_algorithms if (a in _SYMMETRIC) == symmetric]
+        if not self.algorithms:
+            raise ValueError("no --jwt-algorithms entry fits the configured key")
+        self._key: Any = config.jwt_secret or None
+        self._jwks: dict[str | None, jwt.PyJWK] = {}
+        if config.jwt_public_key:
+            self._key = _load_public_key(config.jwt_public_key)
+        elif config.jwt_jwks:
+            self._jwks = _load_jwks(config.jwt_jwks)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Member:
+        """
+        Return the member the token in ``headers`` names.
+
+        Raises:
+            AuthenticationError: No token, or one that does not verify.
+
+        """
+        token = _token(headers)
+        try:
+            claims = jwt.decode(
+                token,
+                self._key_for(token),
+                algorithms=self.algorithms,
+                issuer=self.config.jwt_issuer or None,
+                audience=self.config.jwt_audience or None,
+                leeway=self.config.jwt_leeway,
+                options={
+                    "require": ["exp"],
+                    "verify_aud": bool(self.config.jwt_audience),
+                    # The member id is checked by _member: seed tokens carry it as a number.
+                    "verify_sub": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(f"invalid token: {exc}") from None
+        return self._member(claims)
+
+    def _key_for(self, token: str) -> Any:
+        if not self._jwks:
+            return self._key
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = self._jwks.get(kid)
+        if key is None and kid is None and len(self._jwks) == 1:
+            key = next(iter(self._jwks.values()))
+        if key is None:
+            raise AuthenticationError(f"invalid token: no key with kid {kid!r} in the JWKS")
+        return key.key
+
+    def _member(self, claims: dict[str, Any]) -> Member:
+        config = self.config
+        member_id = _integer(claims.get(config.jwt_member_claim))
+        if member_id is None:
+            raise AuthenticationError(
+                f"claim {config.jwt_member_claim} is not an integer member id"
+            )
+        nickname = claims.get(config.jwt_nickname_claim)
+        if nickname is not None and not isinstance(nickname, str):
+            raise AuthenticationError(f"claim {config.jwt_nickname_claim} is not a string")
+        return Member(member_id, nickname, _rooms(claims, config.jwt_rooms_claim))
+
+
+def bearer_token(value: str) -> str | None:
+    """
+    The token of a ``Bearer <token>`` credential (RFC 6750 §2.1, scheme
+    case-insensitive), "" when it names none; None for any other value.
+    """
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _token(headers: Mapping[str, str]) -> str:
+    for name in CREDENTIAL_HEADERS:
+        value = headers.get(name, "").strip()
+        token = bearer_token(value)
+        if token is None:  # a bare token, as passcode and login carry it
+            token = value
+        if token:
+            return token
+    raise AuthenticationError("no token: send Authorization: Bearer <token>")
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = saturating_int(value, 2**63)
+    if isinstance(value, int) and not isinstance(value, bool) and is_long(value):
+        return value
+    return None
+
+
+def _rooms(claims: dict[str, Any], claim: str) -> frozenset[int] | None:
+    listed = claims.get(claim)
+    if listed is None:
+        return None
+    rooms = [_integer(room) for room in listed] if isinstance(listed, list) else [None]
+    if None in rooms:
+        raise AuthenticationError(f"claim {claim} is not a list of room ids")
+    return frozenset(room for room in rooms if room is not None)

@@ -1,0 +1,1 @@
+"""Asyncio STOMP over WebSocket: connections, framing, heart-beats, SockJS."""

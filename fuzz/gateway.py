@@ -4,7 +4,7 @@ Fuzz a live gateway for a time budget: random hostile sessions, only documented 
     .venv/bin/python fuzz/gateway.py --seconds 600 [--seed N]
 
 Starts an in-process gateway (authentication on, room authorization from the
-token's claim, a 1 s CONNECT timeout) and runs ``tests/gateway/fuzzing.py``
+token's claim, a 1 s CONNECT timeout) and runs ``tests/support/fuzzing.py``
 against it; prints what the rounds saw, and fails on any frame that does not
 parse, an ERROR whose message is not documented, a frame after an ERROR, or a
 canary session that stops answering.

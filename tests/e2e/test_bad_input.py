@@ -108,7 +108,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def gateway() -> AsyncIterator[Gateway]:
-    from .tokens import SECRET
+    from tests.support.tokens import SECRET
 
     gateway = Gateway(
         Config(

@@ -145,7 +145,7 @@ async def test_sigterm_drains_every_worker_and_loses_nothing_acknowledged(
         with contextlib.suppress(asyncio.CancelledError):
             await streaming
     log = gateway.log()
-    assert log.count("INFO gateway.server: stopped") == 2, log[-3000:]
+    assert log.count("INFO gateway.app: stopped") == 2, log[-3000:]
     assert "Traceback" not in log
     acknowledged = [
         sent[f.get("receipt-id", "")] for f in sender_frames if f.command is Command.RECEIPT

@@ -11,7 +11,7 @@ a raw socket offering ``v10.stomp, v11.stomp``). stompjs 2.3.3 also cuts any
 frame longer than 16 KiB characters into several WebSocket messages.
 
 Each test drives one ``node tests/js/legacy_client.cjs`` process (see its
-header) through the ``NodeClient`` helper of ``tests/gateway/node.py``.
+header) through the ``NodeClient`` helper of ``tests/support/node.py``.
 """
 
 from __future__ import annotations

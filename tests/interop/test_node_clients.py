@@ -3,7 +3,7 @@ End-to-end tests with a real browser-style client: ``@stomp/stompjs`` 7 on Node 
 
 Each test starts one ``node tests/js/stompjs_client.mjs`` process and drives it
 with JSON actions on stdin (see the script's header) through the ``NodeClient``
-helper of ``tests/gateway/node.py``; the process reports what its clients
+helper of ``tests/support/node.py``; the process reports what its clients
 receive as JSON lines. The clients use ``ws`` as WebSocket and
 offer ``v12.stomp, v11.stomp, v10.stomp``, as browsers do.
 

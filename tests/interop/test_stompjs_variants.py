@@ -10,7 +10,7 @@ into 8 KiB WebSocket messages, as for Spring) and with a 200 ms
 
 Each test drives one ``node tests/js/variants_client.mjs`` process (see its
 header for the actions and the events it reports) through the ``NodeClient``
-helper of ``tests/gateway/node.py``.
+helper of ``tests/support/node.py``.
 """
 
 from __future__ import annotations

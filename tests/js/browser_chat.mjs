@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Drives the gateway's demo chat page (gateway/static/index.html) in a real
-// headless Chromium through playwright-core, for tests/gateway/test_browser.py.
+// headless Chromium through playwright-core, for tests/interop/test_browser.py.
 //
 // Usage:
 //   node browser_chat.mjs BASE_URL SCREENSHOT.png [ROOM]

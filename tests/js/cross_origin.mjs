@@ -2,7 +2,7 @@
 // A page of another origin reads the gateway's REST resources the way the
 // seed's front end does (axios withCredentials and an authorization header),
 // in a real headless Chromium through playwright-core, for
-// tests/gateway/test_browser.py.
+// tests/interop/test_browser.py.
 //
 // Usage:
 //   node cross_origin.mjs GATEWAY_URL PAGE_PORT TOKEN ROOM

@@ -1,5 +1,5 @@
 // The line protocol the scriptable STOMP clients share (stompjs_client.mjs,
-// variants_client.mjs, legacy_client.cjs), driven by tests/gateway/node.py:
+// variants_client.mjs, legacy_client.cjs), driven by tests/support/node.py:
 //
 //   node CLIENT '{"timeoutMs": 30000, "debug": false, "actions": [...]}'
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// A scriptable legacy STOMP client for tests/gateway/test_legacy_clients.py:
+// A scriptable legacy STOMP client for tests/interop/test_legacy_clients.py:
 // the `stompjs` 2.3.3 package (Jeff Mesnil's stomp-websocket, the `Stomp`
 // global of the seed's front end) over either
 //   * `sockjs-client` 1.6.1, exactly as the seed's page does it:
@@ -9,7 +9,7 @@
 //     `Stomp.client(url)` does in a browser).
 //
 // It speaks the same line protocol as stompjs_client.mjs (harness.cjs), so
-// the tests drive it with the same NodeClient helper (tests/gateway/node.py):
+// the tests drive it with the same NodeClient helper (tests/support/node.py):
 //   node legacy_client.cjs '{"timeoutMs": 30000, "actions": [...]}'
 // then one JSON action per line on stdin; when stdin ends every client
 // DISCONNECTs and the process exits 0.

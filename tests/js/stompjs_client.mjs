@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A scriptable STOMP client for the gateway's end-to-end tests
-// (tests/gateway/test_node_clients.py): the real @stomp/stompjs 7 `Client`
+// (tests/interop/test_node_clients.py): the real @stomp/stompjs 7 `Client`
 // over the `ws` WebSocket implementation, driven by JSON actions.
 //
 // Usage (the line protocol of harness.cjs):

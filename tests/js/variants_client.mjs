@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // @stomp/stompjs 7 `Client` with configurable settings, for
-// tests/gateway/test_stompjs_variants.py: its defaults (heart-beats 10 s both
+// tests/interop/test_stompjs_variants.py: its defaults (heart-beats 10 s both
 // ways, content-length on SEND, reconnectDelay 5 s), forceBinaryWSFrames,
 // splitLargeFrames with a small maxWebSocketChunkSize, and automatic
 // reconnection with re-subscription in onConnect.
 //
 // Same line protocol as stompjs_client.mjs (harness.cjs; driven by the same
-// NodeClient helper, tests/gateway/node.py):
+// NodeClient helper, tests/support/node.py):
 //   node variants_client.mjs '{"timeoutMs": 30000, "actions": [...]}'
 // then one JSON action per line on stdin; when stdin ends, every client is
 // deactivated (DISCONNECT) and the process exits 0.

@@ -5,7 +5,7 @@ Each round opens a connection, sends a random stream of frame fragments (valid
 frames, broken ones, raw bytes) in random pieces, and reads what comes back:
 every frame must parse, an ERROR must carry a documented ``message`` and be
 followed by the close, and a canary session must still answer a ping. Used with
-a few seconds by ``tests/gateway/test_fuzz.py`` and for as long as asked by
+a few seconds by ``tests/e2e/test_fuzz.py`` and for as long as asked by
 ``fuzz/gateway.py``.
 
 Below, hypothesis strategies of hostile values (numbers past ``int()``'s

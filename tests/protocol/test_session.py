@@ -590,7 +590,7 @@ def test_receipt_that_cannot_be_echoed_is_refused(data: bytes) -> None:
     _, error = receive_until_error(session, [data])
     assert error is not None
     assert error.receipt_id is None
-    wire = session.serialize(error_frame(error))
+    wire = session.fail(error)
     assert wire.startswith(b"ERROR\n")
 
 
@@ -600,7 +600,7 @@ def test_receipt_echoable_in_1_2_is_accepted() -> None:
     (_, (send, _)) = list(session.receive_data(data))
     receipt = send.get("receipt")
     assert receipt == "a\rb"
-    assert session.serialize(receipt_frame(receipt)) == b"RECEIPT\nreceipt-id:a\\rb\n\n\x00"
+    assert session.send(receipt_frame(receipt)) == b"RECEIPT\nreceipt-id:a\\rb\n\n\x00"
 
 
 # --- CONNECTED, ERROR and RECEIPT frames -----------------------------------------------------
@@ -647,17 +647,17 @@ def test_connected_frame_serializes_in_every_version(version: str) -> None:
     session = connected(version)
     frame = session.connected_frame(session="s:1", server="gw\\1")
     assert (
-        session.serialize(frame)
+        session.send(frame)
         == (
             f"CONNECTED\nversion:{version}\nheart-beat:0,10000\nserver:gw\\1\nsession:s:1\n\n\x00"
         ).encode()
     )
 
 
-def test_session_serialize_uses_negotiated_version() -> None:
+def test_session_send_uses_negotiated_version() -> None:
     message = Frame(C.MESSAGE, (("subscription", "a:b"),))
-    assert connected("1.0").serialize(message) == b"MESSAGE\nsubscription:a:b\n\n\x00"
-    assert connected("1.2").serialize(message) == b"MESSAGE\nsubscription:a\\cb\n\n\x00"
+    assert connected("1.0").send(message) == b"MESSAGE\nsubscription:a:b\n\n\x00"
+    assert connected("1.2").send(message) == b"MESSAGE\nsubscription:a\\cb\n\n\x00"
 
 
 @pytest.mark.parametrize(

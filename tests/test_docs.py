@@ -2,8 +2,8 @@
 
 README.md is the front page; the reference lives in docs/. The option table of
 docs/configuration.md is the one ``gateway.config.options_table()`` generates, and every
-relative link of README.md and docs/*.md names a file that exists and, with a
-``#fragment``, a heading of that file (anchors as GitHub renders them).
+relative link of README.md, docs/*.md and the READMEs of bench/ and fuzz/ names a file that
+exists and, with a ``#fragment``, a heading of that file (anchors as GitHub renders them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from gateway.config import options_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted(DOCS.glob("*.md")),
+    ROOT / "bench" / "README.md",
+    ROOT / "fuzz" / "README.md",
+]
 
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")

@@ -18,18 +18,18 @@ from gateway.config import options_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = [
-    ROOT / "README.md",
-    *sorted(DOCS.glob("*.md")),
-    ROOT / "bench" / "README.md",
-    ROOT / "fuzz" / "README.md",
-]
+REFERENCE = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+PAGES = [*REFERENCE, ROOT / "bench" / "README.md", ROOT / "fuzz" / "README.md"]
 
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+REPO_PATH = re.compile(
+    r"^(?:protocol|gateway|kafka_bridge|persistence|tests|scripts|bench|fuzz|deploy|docs|\.ci)"
+    r"/[\w./-]*$"
+)
 
 
 def prose(markdown: str) -> str:
@@ -79,6 +79,19 @@ def test_every_relative_link_resolves(page: Path) -> None:
     assert broken_links(page) == []
 
 
+def named_paths(markdown: str) -> list[str]:
+    """The repository paths (``gateway/app.py``, ``tests/ops``) the prose names in code spans."""
+    spans = CODE_SPAN.findall(FENCE.sub("", markdown))
+    words = (word.rstrip(",.;:") for span in spans for word in span.strip("`").split())
+    return [word for word in words if REPO_PATH.match(word)]
+
+
+@pytest.mark.parametrize("page", REFERENCE, ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_every_path_named_exists(page: Path) -> None:
+    """Module and script paths follow the tree (bench/README.md keeps each round's history)."""
+    assert [path for path in named_paths(page.read_text()) if not (ROOT / path).exists()] == []
+
+
 def test_the_front_page_links_every_page_of_docs() -> None:
     front_page = {
         (ROOT / target.partition("#")[0]).resolve()
@@ -108,3 +121,11 @@ def test_a_missing_file_and_a_missing_anchor_are_reported(tmp_path: Path) -> Non
         "missing.md: no such file",
         "other.md#no-part: no heading #no-part",
     ]
+
+
+def test_named_paths_are_the_repository_paths_in_code_spans() -> None:
+    markdown = (
+        "`gateway/app.py`, `stomp-gateway --port 9000`, `tests/ops`; the gateway/floor ratio\n"
+        "```\ngateway/fenced.py\n```\n`/v1/api/chat/4` `scripts/serve --port 9000`\n"
+    )
+    assert named_paths(markdown) == ["gateway/app.py", "tests/ops", "scripts/serve"]

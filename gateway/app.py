@@ -16,6 +16,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
+from kafka_bridge.settings import KafkaSettings
 from persistence import (
     ConnectionLog,
     InMemoryConnectionLog,
@@ -67,29 +68,15 @@ def make_bus(config: Config) -> MessageBus:
     """Return the Kafka bus when ``--kafka-bootstrap`` is set, else the in-memory one."""
     if not config.kafka_bootstrap:
         return InMemoryBus()
-    from kafka_bridge.kafka import (  # aiokafka only when asked for
-        KafkaBus,
-        KafkaSettings,
-        as_partitioner,
-    )
+    from kafka_bridge.kafka import KafkaBus  # aiokafka only when asked for
 
-    return KafkaBus(
-        KafkaSettings(
-            bootstrap=config.kafka_bootstrap,
-            topic=config.kafka_topic,
-            partitions=config.kafka_partitions,
-            replication_factor=config.kafka_replication_factor,
-            partitioner=as_partitioner(config.partitioner),
-            send_timeout=config.kafka_send_timeout,
-            fan_out_partitions="interest" if config.fan_out_partitions == "interest" else "all",
-        )
-    )
+    return KafkaBus(config.component(KafkaSettings))
 
 
 def make_store(config: Config) -> MessageStore:
     """Return the MongoDB store when ``--mongo-uri`` is set, else the in-memory one."""
     if not config.mongo_uri:
-        return InMemoryStore(config.history_size, config.history_bytes)
+        return config.component(InMemoryStore)
     from persistence.mongo import MongoStore  # pymongo only when asked for
 
     return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
@@ -163,10 +150,8 @@ class Gateway:
         worker: tuple[int, Path] | None = None,
     ) -> None:
         self.config = config
-        self.limits = Limits(config.max_frame_size, config.max_headers, config.max_header_line)
-        self.heart_beat_policy = HeartBeatPolicy(
-            config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
-        )
+        self.limits = config.component(Limits)
+        self.heart_beat_policy = config.component(HeartBeatPolicy)
         self.metrics = Metrics()
         self.bus: MessageBus = bus or make_bus(config)
         self.store: MessageStore = store or make_store(config)
@@ -185,7 +170,7 @@ class Gateway:
             zone=zoneinfo.ZoneInfo(config.timezone),
             max_message_length=config.max_message_length,
             max_nickname_length=config.max_nickname_length,
-            recent=RecentMessages(config.recovery_buffer, config.recovery_buffer_bytes),
+            recent=config.component(RecentMessages),
             metrics=self.metrics,
         )
         self.worker_metrics = (

@@ -75,8 +75,6 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
 EventLoop = Literal["auto", "asyncio", "uvloop"]
 
-_readable_file = readable_file  # the name tests of this module use
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ListenSettings:

@@ -21,10 +21,10 @@ from gateway.config import (
     ENV_PREFIX,
     OPTIONS,
     Option,
-    _readable_file,
     env_name,
     printable_config,
 )
+from gateway.options import readable_file as _readable_file
 from gateway.transport.framing import SockJSFraming
 from kafka_bridge.settings import KafkaSettings, Partitioner
 from persistence import InMemoryStore
@@ -397,11 +397,10 @@ def settings() -> st.SearchStrategy[tuple[Option, Any]]:
 
 
 def as_text(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(value)
+    """``value`` as an environment variable gives it (booleans as --print-config does not)."""
     if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
+        return "TRUE" if value else "False"
+    return " , ".join(value) if isinstance(value, tuple) else str(value)
 
 
 def as_argv(option: Option, value: Any) -> list[str]:

@@ -525,9 +525,9 @@ class Config(
         """Build ``owner`` (``Limits``, ``KafkaSettings``...) from the settings that are its."""
         arguments = {}
         for field in dataclasses.fields(self):
-            declared = usage(field).owner
-            if declared is not None and declared[0] is owner:
-                arguments[declared[1]] = getattr(self, field.name)
+            declared = usage(field)
+            if declared.owner is owner:
+                arguments[declared.parameter] = getattr(self, field.name)
         return owner(**arguments)
 
     def _inconsistency(self) -> str | None:

@@ -51,7 +51,7 @@ class Usage:
         parse: Turns the text of the command line or environment into the value.
         metavar: The placeholder ``--help`` shows for the value.
         secret: ``--print-config`` shows ``*****`` instead of the value.
-        owner: The component and its parameter this setting is passed to.
+        owner: The component this setting is passed to, as its ``parameter``.
 
     """
 
@@ -59,7 +59,8 @@ class Usage:
     parse: Callable[[str], Any] = str
     metavar: str | None = None
     secret: bool = False
-    owner: tuple[Callable[..., object], str] | None = None
+    owner: Callable[..., object] | None = None
+    parameter: str = ""
 
 
 def setting(
@@ -92,7 +93,7 @@ def part_of(
     declared = inspect.signature(owner).parameters[parameter].default
     if (declared is inspect.Parameter.empty) == (default is inspect.Parameter.empty):
         raise TypeError(f"{parameter} of {owner}: give a default exactly when it has none")
-    usage = Usage(help=help, parse=parse, metavar=metavar, owner=(owner, parameter))
+    usage = Usage(help=help, parse=parse, metavar=metavar, owner=owner, parameter=parameter)
     chosen = default if declared is inspect.Parameter.empty else declared
     return dataclasses.field(default=chosen, metadata={_KEY: usage})
 

@@ -470,9 +470,9 @@ def test_the_default_configuration_builds_the_components_defaults(component: Any
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: type(c).__name__)
 def test_every_parameter_of_a_component_has_one_option(component: Any) -> None:
     fed = [
-        declared.owner[1]
+        declared.parameter
         for field in dataclasses.fields(Config)
-        if (declared := options.usage(field)).owner and declared.owner[0] is type(component)
+        if (declared := options.usage(field)).owner is type(component)
     ]
     assert sorted(fed) == sorted(field.name for field in dataclasses.fields(component))
 
@@ -480,11 +480,10 @@ def test_every_parameter_of_a_component_has_one_option(component: Any) -> None:
 def test_an_option_owned_by_a_component_has_its_default() -> None:
     owned = 0
     for field in dataclasses.fields(Config):
-        declared = options.usage(field).owner
-        if declared is None:
+        declared = options.usage(field)
+        if declared.owner is None:
             continue
-        owner, parameter = declared
-        default = inspect.signature(owner).parameters[parameter].default
+        default = inspect.signature(declared.owner).parameters[declared.parameter].default
         assert default in (field.default, inspect.Parameter.empty), field.name
         owned += 1
     assert owned >= 15

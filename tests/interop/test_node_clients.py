@@ -21,8 +21,8 @@ from typing import Any
 
 from gateway import Gateway
 from tests.conftest import UNLIMITED_SENDS, GatewayFactory
-from tests.gateway.transport.test_websocket import spy_on_beats
 from tests.support import node as nodejs
+from tests.support.beats import spy_on_beats
 from tests.support.node import OBJECT_ID, Event, NodeClient, Spawn, chat_message, wait_registry
 
 HELLO = "안녕하세요 👋🏽"

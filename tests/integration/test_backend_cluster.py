@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer
 
 from gateway.chat.service import local_date_time, new_object_id
 from tests.conftest import GatewayProcess, GatewaySpawner
-from tests.gateway.http.test_backend import TOKEN, post
 from tests.support import node as nodejs
+from tests.support.http import TOKEN, post
 from tests.support.node import NodeClient, Spawn
 from tests.support.stomp_client import StompTestClient, chat_body
 

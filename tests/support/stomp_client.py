@@ -10,6 +10,7 @@ the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "chat_text",
     "escape",
     "frame_bytes",
+    "stream",
     "texts",
 ]
 
@@ -356,3 +358,23 @@ def chat_text(frame: Frame) -> str:
 def texts(frames: list[Frame]) -> list[str]:
     """The texts of the chat MESSAGEs among ``frames``, in order."""
     return [chat_text(frame) for frame in frames if frame.command is Command.MESSAGE]
+
+
+async def stream(sender: StompTestClient, sent: dict[str, str], room: int) -> None:
+    """
+    SEND a chat message to ``room`` every 50 ms, each with a receipt, until the
+    server closes; ``sent`` maps each receipt id to the message's text.
+    """
+    for number in itertools.count():
+        text = f"m-{number}"
+        sent[f"r-{number}"] = text
+        request = frame_bytes(
+            "SEND",
+            [("destination", f"/pub/chat/{room}"), ("receipt", f"r-{number}")],
+            chat_body(text),
+        )
+        try:
+            await sender.send_raw(request)
+        except Exception:
+            return
+        await asyncio.sleep(0.05)

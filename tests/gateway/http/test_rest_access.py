@@ -15,10 +15,9 @@ import pytest
 
 from gateway import Gateway
 from tests.conftest import GatewayFactory
+from tests.support.http import exchange, post_request
 from tests.support.stomp_client import StompTestClient, chat_body
 from tests.support.tokens import SECRET, hs256
-
-from .test_backend import exchange, post_request
 
 SERVICE = "s3rvice-token"
 ROOM_RESOURCES = ("/v1/api/chat/{}", "/v1/api/chat/{}/presence")

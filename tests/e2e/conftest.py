@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ClientFactory, StompTestClient
 
 

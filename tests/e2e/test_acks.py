@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway import Gateway
 from protocol import Command, Frame
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ClientFactory, StompTestClient, chat_body
 from tests.support.waiting import eventually
 

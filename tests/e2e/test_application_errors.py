@@ -13,7 +13,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ERRORS, ClientFactory, chat_body, chat_text
 
 APPLICATION_ERRORS: list[tuple[str, str, bytes, str]] = [

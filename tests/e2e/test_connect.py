@@ -14,7 +14,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import SERVER, ClientFactory, frame_bytes
 
 

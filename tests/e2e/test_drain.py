@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from protocol import Command
-from tests.conftest import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
+from tests.support.servers import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
 from tests.support.stomp_client import StompTestClient, stream, texts
 
 SUBSCRIBERS = 200

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import (
     STOMP_SUBPROTOCOLS,
     ClientFactory,

@@ -11,7 +11,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ClientFactory, chat_body, frame_bytes
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import CHAT_FIELDS, ClientFactory, chat_body, chat_text, frame_bytes
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command, Frame
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ClientFactory, Closed, chat_body, frame_bytes
 from tests.support.waiting import eventually
 

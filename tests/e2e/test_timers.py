@@ -12,7 +12,7 @@ import itertools
 import time
 
 from protocol import Command, HeartBeat
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import ClientFactory
 from tests.support.waiting import eventually
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from protocol import Command
-from tests.conftest import (
+from tests.support.servers import (
     STOMP_GATEWAY,
     UNLIMITED_SENDS_ARGS,
     GatewayFactory,

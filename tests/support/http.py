@@ -36,3 +36,30 @@ async def post(port: int, room: int | str, body: bytes, **kwargs: Any) -> tuple[
     status, headers, raw = await exchange(port, post_request(room, body, **kwargs))
     assert headers["connection"] == "close"
     return status, json.loads(raw)
+
+
+async def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
+    """GET ``path`` from 127.0.0.1:``port``; return the status and the body."""
+
+    async def get() -> tuple[int, str]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            length = next(
+                (
+                    int(v)
+                    for k, _, v in (x.partition(":") for x in lines[1:])
+                    if k.strip().lower() == "content-length"
+                ),
+                None,
+            )
+            body = await (reader.readexactly(length) if length is not None else reader.read())
+            return status, body.decode(errors="replace")
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(get(), timeout)

@@ -15,8 +15,8 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command
-from tests.conftest import GatewayFactory, http_get
-from tests.support.http import TOKEN, exchange, post, post_request
+from tests.support.http import TOKEN, exchange, http_get, post, post_request
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body, connected, payload
 
 HUGE = "9" * 5000  # digits

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
 from tests.support.http import exchange
+from tests.support.servers import GatewayFactory
 from tests.support.tokens import SECRET, hs256
 
 PAGE = "http://localhost:5173"  # the seed's front end in development

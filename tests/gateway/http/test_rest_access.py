@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
 from tests.support.http import exchange, post_request
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body
 from tests.support.tokens import SECRET, hs256
 

@@ -12,8 +12,8 @@ from websockets.streams import StreamReader
 import gateway.transport.connection
 from gateway.transport.websocket import SERVER_BEAT, client_beat
 from protocol import HeartBeat
-from tests.conftest import GatewayFactory
 from tests.support.beats import spy_on_beats
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient
 from tests.support.waiting import eventually
 

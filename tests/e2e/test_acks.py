@@ -1,9 +1,4 @@
-"""
-Acknowledgements: ack modes, ACK and NACK per version, the pending cap.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Acknowledgements: ack modes, ACK and NACK per version, the pending cap."""
 
 from __future__ import annotations
 

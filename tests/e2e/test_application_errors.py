@@ -1,9 +1,4 @@
-"""
-Application errors: reported on the errors queue; the connection stays open.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Application errors: reported on the errors queue; the connection stays open."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-CONNECT and CONNECTED: version negotiation, the heart-beat offer, the headers.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""CONNECT and CONNECTED: version negotiation, the heart-beat offer, the headers."""
 
 from __future__ import annotations
 

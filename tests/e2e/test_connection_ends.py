@@ -1,9 +1,4 @@
-"""
-Connection ends: dropped sockets, shutdown, slow consumers.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Connection ends: dropped sockets, shutdown, slow consumers."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-Subprotocols and endpoints: the WebSocket handshake and its options.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Subprotocols and endpoints: the WebSocket handshake and its options."""
 
 from __future__ import annotations
 

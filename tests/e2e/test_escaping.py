@@ -1,9 +1,4 @@
-"""
-Header escaping per version (STOMP 1.2 "Value Encoding"; none in 1.0).
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Header escaping per version (STOMP 1.2 "Value Encoding"; none in 1.0)."""
 
 from __future__ import annotations
 

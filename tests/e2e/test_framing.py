@@ -1,8 +1,5 @@
 """
 Framing: frames split across or packed into WebSocket messages, text or binary, EOLs between frames.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""
-Bodies: what a SEND delivers to subscribers, byte for byte and in order.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Bodies: what a SEND delivers to subscribers, byte for byte and in order."""
 
 from __future__ import annotations
 

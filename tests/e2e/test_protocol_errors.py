@@ -1,9 +1,4 @@
-"""
-Protocol errors: ERROR, then the WebSocket closes.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Protocol errors: ERROR, then the WebSocket closes."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-Receipts: one for every command that asks, after its effect.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Receipts: one for every command that asks, after its effect."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-Subscriptions: ids, the duplicate policy, UNSUBSCRIBE.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Subscriptions: ids, the duplicate policy, UNSUBSCRIBE."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-Timers: the CONNECT timeout and heart-beats both ways.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Timers: the CONNECT timeout and heart-beats both ways."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""
-Transactions: BEGIN, COMMIT, ABORT, and what a disconnect discards.
-
-End to end: a real gateway on a free port, raw WebSocket clients sending
-hand-built STOMP frames (see :mod:`tests.support.stomp_client`).
-"""
+"""Transactions: BEGIN, COMMIT, ABORT, and what a disconnect discards."""
 
 from __future__ import annotations
 

@@ -37,23 +37,29 @@ BOUNDARIES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def imports() -> list[Import]:
+    """Every import of the project's packages."""
+    return project_imports(ROOT, PACKAGES)
+
+
 def violations(found: list[Import]) -> str:
     return "\n".join(str(one) for one in found)
 
 
-def test_no_import_cycles() -> None:
-    found = cycles(project_imports(ROOT, PACKAGES), modules(ROOT, PACKAGES))
+def test_no_import_cycles(imports: list[Import]) -> None:
+    found = cycles(imports, modules(ROOT, PACKAGES))
     assert not found, "import cycles:\n" + "\n".join(describe(cycle) for cycle in found)
 
 
-def test_protocol_imports_only_the_standard_library() -> None:
-    found = outside_standard_library(project_imports(ROOT, PACKAGES), "protocol")
+def test_protocol_imports_only_the_standard_library(imports: list[Import]) -> None:
+    found = outside_standard_library(imports, "protocol")
     assert not found, "protocol imports beyond the standard library:\n" + violations(found)
 
 
 @pytest.mark.parametrize(("package", "banned"), BOUNDARIES, ids=[rule[0] for rule in BOUNDARIES])
-def test_package_boundaries(package: str, banned: tuple[str, ...]) -> None:
-    found = forbidden(project_imports(ROOT, PACKAGES), package, banned)
+def test_package_boundaries(imports: list[Import], package: str, banned: tuple[str, ...]) -> None:
+    found = forbidden(imports, package, banned)
     assert not found, f"{package} imports from {', '.join(banned)}:\n" + violations(found)
 
 

@@ -95,12 +95,15 @@ class Receipts:
         assert awaiting is not None
         try:
             while awaiting:
-                frame, receipt, extra, pending, refused = awaiting.popleft()
+                # Left in the queue while awaited, so that a frame with nothing
+                # to await that comes meanwhile waits its turn (see add()).
+                frame, receipt, extra, pending, refused = awaiting[0]
                 for done in pending:
                     try:
                         await done
                     except Refusal as exc:
                         refused = refused or exc.reason
+                awaiting.popleft()
                 self._finish(frame, receipt, extra, refused)
         finally:
             self._completer = None

@@ -43,10 +43,11 @@ from .security.access import Access
 from .security.auth import CREDENTIAL_HEADERS, Authenticator
 from .security.authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
 from .security.limits import ConnectionCounts, TokenBucket
-from .transport.connection import SERVER_NAME, Shared, StompConnection
+from .transport.connection import SERVER_NAME, StompConnection
 from .transport.flusher import Flusher
 from .transport.framing import Framing, RawFraming, SockJSFraming
 from .transport.heartbeats import HeartBeatWheel, tick_for
+from .transport.shared import Shared
 from .transport.sockjs import Route
 from .workers import WorkerMetrics
 

@@ -11,27 +11,22 @@ everything going out is queued without waiting (:mod:`gateway.transport.outbound
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.metrics import Metrics
 from protocol import (
     Command,
     Frame,
     Headers,
     HeartBeatMonitor,
-    HeartBeatPolicy,
     InvalidFrame,
     LimitExceeded,
-    Limits,
     LocalProtocolError,
     MessageTemplate,
     ProtocolError,
@@ -44,20 +39,11 @@ from protocol import (
 
 from . import disconnects
 from .disconnects import Disconnect
-from .flusher import Flusher
 from .framing import Framing, FramingError, Kind
-from .handlers import (
-    Action,
-    Handlers,
-    Refusal,
-    Session,
-    Subscription,
-    SubscriptionIndex,
-    at_once,
-)
-from .heartbeats import HeartBeatWheel
-from .outbound import Outbound, OutboundSettings
+from .handlers import Action, Refusal, SessionLog, Subscription, at_once
+from .outbound import Outbound
 from .receipts import Receipts
+from .shared import Shared
 from .websocket import (
     StompWebSocket,
     at_rest,
@@ -67,7 +53,7 @@ from .websocket import (
     write_server_beat,
 )
 
-__all__ = ["SERVER_NAME", "ConnectionSettings", "Shared", "StompConnection"]
+__all__ = ["SERVER_NAME", "StompConnection"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,96 +61,6 @@ SERVER_NAME = "stomp-gateway/0.1.0"
 # Frames handled before the reader lets the loop write them out (and serve
 # others): a burst from one client reaches subscribers in coalesced steps.
 FRAMES_PER_TURN = 8
-
-
-class SendBudget(Protocol):
-    """A session's SEND rate limit (a token bucket)."""
-
-    def take(self, now: float, count: int = 1) -> bool:
-        """Spend ``count`` tokens if there are; say whether there were."""
-
-    def borrow(self, now: float) -> float:
-        """Spend a token, in debt if need be; return how long to wait it off."""
-
-
-class ConnectionSettings(OutboundSettings, Protocol):
-    """The settings a connection reads (:class:`gateway.config.Config` has them all)."""
-
-    @property
-    def connect_timeout(self) -> float: ...
-
-    @property
-    def shutdown_timeout(self) -> float: ...
-
-    @property
-    def max_bytes_before_connect(self) -> int: ...
-
-    @property
-    def max_pending_acks(self) -> int: ...
-
-    @property
-    def max_subscriptions(self) -> int: ...
-
-    @property
-    def duplicate_subscriptions(self) -> str: ...
-
-    @property
-    def send_rate(self) -> float: ...
-
-    @property
-    def send_burst(self) -> int: ...
-
-    @property
-    def send_rate_policy(self) -> str: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Shared:
-    """
-    What the connections of one gateway share; the composition root makes it.
-
-    Attributes:
-        settings: Limits and timeouts.
-        limits: The STOMP parser's limits.
-        heart_beat_policy: How heart-beats are negotiated.
-        metrics: What ``/metrics`` shows.
-        heart_beats: The timer of every session's heart-beats.
-        flusher: Writes queued output once per turn of the loop.
-        subscriptions: Every session's live subscriptions.
-        handlers: Makes the application's handlers of a connection.
-        send_budget: Makes a session's SEND rate limit, given the time.
-        redacted: Headers whose values are never logged (credentials).
-
-    """
-
-    settings: ConnectionSettings
-    limits: Limits
-    heart_beat_policy: HeartBeatPolicy
-    metrics: Metrics
-    heart_beats: HeartBeatWheel
-    flusher: Flusher
-    subscriptions: SubscriptionIndex
-    handlers: Callable[[Session], Handlers]
-    send_budget: Callable[[float], SendBudget]
-    redacted: frozenset[str]
-
-
-class SessionLog(logging.LoggerAdapter[logging.Logger]):
-    """Log lines of one session: ``session <id> ...``, with its structured fields."""
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        assert self.extra is not None
-        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
-        return f"session {self.extra['session']} {msg}", kwargs
-
-    def event(
-        self, level: int, event: str, msg: str, *args: object, reason: str | None = None
-    ) -> None:
-        """Log ``msg`` as ``event`` (see ``--log-format json``), with the reason if any."""
-        fields = {"event": event} if reason is None else {"event": event, "reason": reason}
-        self.log(level, msg, *args, extra=fields)
 
 
 class StompConnection:
@@ -196,13 +92,10 @@ class StompConnection:
         "_receipts",
         "_released",
         "_sends",
-        "_settings",
         "_shared",
-        "_subscriptions",
         "_timer",
         "framing",
         "id",
-        "log",
         "remote",
         "session",
         "websocket",
@@ -213,12 +106,9 @@ class StompConnection:
         self.framing = framing
         self.id = secrets.token_hex(8)
         self.remote = _address(websocket)
-        self.log = SessionLog(logger, {"session": self.id, "remote": self.remote})
         self.session = ServerSession(shared.limits, shared.heart_beat_policy)
         self._shared = shared
-        self._settings = shared.settings
         self._metrics = shared.metrics
-        self._subscriptions = shared.subscriptions
         self._loop = asyncio.get_running_loop()
         self._outbound = Outbound(
             websocket,
@@ -226,9 +116,8 @@ class StompConnection:
             shared.flusher,
             shared.settings,
             slow=self._slow_consumer,
-            sent=self._sent,
         )
-        self._receipts = Receipts(self._conclude, self._report)
+        self._receipts: Receipts | None = None  # frames awaiting the bus, see _handle
         self._frames_this_turn = 0
         self._closed_by = "gateway"
         self._acks: dict[str, Subscription] = {}
@@ -249,6 +138,11 @@ class StompConnection:
     def version(self) -> str:
         return self.session.version
 
+    @property
+    def log(self) -> SessionLog:
+        """The session's log (made when used: most sessions log a few lines)."""
+        return SessionLog(logger, {"session": self.id, "remote": self.remote})
+
     def receipt_headers(self, headers: Headers) -> None:
         """Add ``headers`` to the RECEIPT of the frame being handled."""
         self._receipt_headers += headers
@@ -266,7 +160,7 @@ class StompConnection:
         )
         for message in self.framing.opening():
             await self.websocket.send(message)
-        self._timer = self._loop.call_later(self._settings.connect_timeout, self._no_connect)
+        self._timer = self._loop.call_later(self._shared.settings.connect_timeout, self._no_connect)
         try:
             await self._read_loop()
         except ConnectionClosed:
@@ -286,7 +180,7 @@ class StompConnection:
         self._take_beats(None)
         self.session.close()
         self._release()
-        await self._outbound.finish(self._settings.shutdown_timeout)
+        await self._outbound.finish(self._shared.settings.shutdown_timeout)
         disconnect = self._outbound.closing
         assert disconnect is not None
         self.log.event(
@@ -316,7 +210,7 @@ class StompConnection:
 
     def _release(self) -> None:
         if self._released is None:
-            self._released = self._subscriptions.remove_session(self)
+            self._released = self._shared.subscriptions.remove_session(self)
             self._acks.clear()
             self._handlers.on_disconnect()
 
@@ -350,7 +244,8 @@ class StompConnection:
         self._going_away = True
         async with self._reading:  # the message being handled, if any, completes
             pass
-        await self._receipts.settled()
+        if self._receipts is not None:
+            await self._receipts.settled()
         self.fail(InvalidFrame(reason), disconnects.going_away)
 
     async def _read_loop(self) -> None:
@@ -381,7 +276,7 @@ class StompConnection:
     async def _receive(self, data: bytes) -> None:
         if self.session.state is State.CONNECTING:
             self._bytes_before_connect += len(data)
-            limit = self._settings.max_bytes_before_connect
+            limit = self._shared.settings.max_bytes_before_connect
             if self._bytes_before_connect > limit:
                 raise LimitExceeded(
                     "too much data before CONNECT", details=f"at most {limit} bytes"
@@ -403,7 +298,7 @@ class StompConnection:
         receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
         refused = None
-        if self._settings.send_rate_policy == "throttle" and frame.command is Command.SEND:
+        if self._shared.settings.send_rate_policy == "throttle" and frame.command is Command.SEND:
             await self._throttle()
             if self._outbound.closing is not None:
                 return  # closed meanwhile (heart-beat, slow consumer): nothing more is done
@@ -426,7 +321,13 @@ class StompConnection:
         extra, self._receipt_headers = self._receipt_headers, ()
         # Publishing is pipelined: the next frames are read while the bus
         # acknowledges, and RECEIPTs (or refusals) follow in the frames' order.
-        backlog = self._receipts.add(frame, receipt, extra, pending, refused)
+        receipts = self._receipts
+        if not pending and (receipts is None or not receipts.waiting):
+            self._finish_frame(frame, receipt, extra, refused)
+            return
+        if receipts is None:  # made on the first frame that waits: idle sessions need none
+            receipts = self._receipts = Receipts(self._finish_frame)
+        backlog = receipts.add(frame, receipt, extra, pending, refused)
         if backlog is not None:
             await self._unread(asyncio.wait({backlog}))  # back-pressure on this client
 
@@ -452,7 +353,7 @@ class StompConnection:
             Refusal: Over the rate.
 
         """
-        settings = self._settings
+        settings = self._shared.settings
         if settings.send_rate_policy != "reject":
             return
         sends = sum(effect.command is Command.SEND for effect in effects)
@@ -478,6 +379,15 @@ class StompConnection:
             self._holding = False
             if self._monitor is not None:
                 self._monitor.received(self._loop.time())
+
+    def _finish_frame(
+        self, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
+    ) -> None:
+        """The frame's effect is done, or was refused: tell the client, in the frames' order."""
+        if refused is None:
+            self._conclude(frame, receipt, extra)
+        else:
+            self._report(refused, frame, receipt)
 
     def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
@@ -536,6 +446,7 @@ class StompConnection:
         tolerance = self._shared.heart_beat_policy.tolerance
         keep_alive = send_ms or self.framing.idle_heartbeat_ms
         self._monitor = HeartBeatMonitor(keep_alive, receive_ms, tolerance, self._loop.time())
+        self._outbound.monitor = self._monitor
         if receive_ms:
             # The client's heart-beats now tell when it is gone (STOMP 1.2
             # §Heart-beating): WebSocket pings would only add work and a task.
@@ -560,21 +471,21 @@ class StompConnection:
         destination = frame.get("destination", "")
         # STOMP 1.0 subscriptions may omit the id; the destination stands in.
         subscription_id = frame.get("id", destination)
-        registry = self._subscriptions
+        registry = self._shared.subscriptions
         if registry.get(self, subscription_id) is not None:
             raise InvalidFrame(
                 "duplicate subscription id",
                 details=f"subscription {subscription_id!r} is already live in this session",
             )
         subscribing = self._handlers.on_subscribe(frame)
-        policy = self._settings.duplicate_subscriptions
+        policy = self._shared.settings.duplicate_subscriptions
         existing = registry.of(self, destination)
         if existing and policy == "reject":
             raise InvalidFrame(
                 "duplicate subscription",
                 details=f"already subscribed to {destination!r} as {existing[0].id!r}",
             )
-        limit = self._settings.max_subscriptions
+        limit = self._shared.settings.max_subscriptions
         if registry.count(self) >= limit and not (existing and policy == "replace"):
             raise Refusal(f"too many subscriptions: at most {limit} per session")
         try:
@@ -601,7 +512,7 @@ class StompConnection:
         """Register ``subscription``; return what its RECEIPT waits for (the bus, its room)."""
         for old in replaced:
             self._unsubscribe(old.id)
-        return self._subscriptions.add(subscription)
+        return self._shared.subscriptions.add(subscription)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         subscription_id = frame.get("id") or frame.get("destination", "")
@@ -612,7 +523,7 @@ class StompConnection:
             self.log.debug("unsubscribed unknown id %r", subscription_id)
 
     def _unsubscribe(self, subscription_id: str) -> Subscription | None:
-        subscription = self._subscriptions.remove(self, subscription_id)
+        subscription = self._shared.subscriptions.remove(self, subscription_id)
         if subscription is not None:
             self._handlers.on_unsubscribe(subscription)
             for ack_id in subscription.pending:
@@ -664,11 +575,11 @@ class StompConnection:
             return
         ack = None
         if subscription.ack_mode != "auto":
-            if len(self._acks) >= self._settings.max_pending_acks:
+            if len(self._acks) >= self._shared.settings.max_pending_acks:
                 self.fail(
                     LimitExceeded(
                         "too many unacknowledged messages",
-                        details=f"at most {self._settings.max_pending_acks} may be pending",
+                        details=f"at most {self._shared.settings.max_pending_acks} may be pending",
                     )
                 )
                 return
@@ -698,10 +609,6 @@ class StompConnection:
             self.log.debug(">>> %s %s", frame.command.value, frame.headers)
         self._metrics.frames_sent[frame.command] += 1
         self._outbound.enqueue(self.session.serialize(frame), Kind.TEXT)
-
-    def _sent(self) -> None:
-        if self._monitor is not None:
-            self._monitor.sent(self._loop.time())
 
     def _slow_consumer(self, why: str) -> None:
         self._metrics.slow_consumer_disconnects += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any, Protocol
 
 from protocol import Frame, Headers, MessageTemplate
@@ -24,6 +24,7 @@ __all__ = [
     "Handlers",
     "Refusal",
     "Session",
+    "SessionLog",
     "Subscriber",
     "Subscribing",
     "Subscription",
@@ -126,6 +127,24 @@ def at_once(function: Callable[..., Awaitable[None] | None], *args: Any) -> Acti
     return action
 
 
+class SessionLog(logging.LoggerAdapter[logging.Logger]):
+    """Log lines of one session: ``session <id> ...``, with its structured fields."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        assert self.extra is not None
+        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
+        return f"session {self.extra['session']} {msg}", kwargs
+
+    def event(
+        self, level: int, event: str, msg: str, *args: object, reason: str | None = None
+    ) -> None:
+        """Log ``msg`` as ``event`` (see ``--log-format json``), with the reason if any."""
+        fields = {"event": event} if reason is None else {"event": event, "reason": reason}
+        self.log(level, msg, *args, extra=fields)
+
+
 class Session(Subscriber, Protocol):
     """What the application sees of a connection."""
 
@@ -134,7 +153,7 @@ class Session(Subscriber, Protocol):
         """The session id, also sent in CONNECTED."""
 
     @property
-    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+    def log(self) -> SessionLog:
         """The session's log: lines start with ``session <id>`` and carry its fields."""
 
     def receipt_headers(self, headers: Headers) -> None:

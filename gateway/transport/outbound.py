@@ -16,6 +16,8 @@ from typing import Protocol
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from protocol import HeartBeatMonitor
+
 from .disconnects import Disconnect
 from .flusher import Flusher
 from .framing import Framing, Kind, Message
@@ -55,7 +57,6 @@ class Outbound:
         flusher: Calls :meth:`flush` once per turn of the loop while output is due.
         settings: The queue's limits.
         slow: Told why the client is a slow consumer.
-        sent: Told each time the client is sent something.
 
     """
 
@@ -69,12 +70,12 @@ class Outbound:
         "_loop",
         "_low_water",
         "_queue",
-        "_sent",
         "_settings",
         "_slow",
         "_websocket",
         "_writer",
         "closing",
+        "monitor",
     )
 
     def __init__(
@@ -85,14 +86,12 @@ class Outbound:
         settings: OutboundSettings,
         *,
         slow: Callable[[str], None],
-        sent: Callable[[], None],
     ) -> None:
         self._websocket = websocket
         self._framing = framing
         self._flusher = flusher
         self._settings = settings
         self._slow = slow
-        self._sent = sent
         self._loop = asyncio.get_running_loop()
         self._queue: list[Queued] = []
         self._bytes = 0
@@ -103,6 +102,8 @@ class Outbound:
         self._low_water = min(settings.outbound_low_water, settings.max_outbound_bytes)
         # Set by close(): the writer closes the WebSocket after what is queued.
         self.closing: Disconnect | None = None
+        # Told each time the client is sent something, once heart-beats are agreed.
+        self.monitor: HeartBeatMonitor | None = None
 
     def enqueue(self, data: bytes, kind: Kind) -> None:
         """Queue ``data`` for the writer; never waits."""
@@ -180,7 +181,8 @@ class Outbound:
         self._bytes = 0
         if not batch:
             return []
-        self._sent()
+        if self.monitor is not None:
+            self.monitor.sent(self._loop.time())
         return self._framing.encode(batch)
 
     async def _write_out(self, messages: list[tuple[Message, bool]]) -> None:

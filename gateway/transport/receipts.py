@@ -3,7 +3,7 @@ Frames whose effect awaits the bus, concluded in the order they came.
 
 STOMP 1.2 §Header receipt: a RECEIPT follows the frame's effect. Publishing
 is pipelined (the next frames are read while the bus acknowledges), so a
-frame may be done before an earlier one is; its RECEIPT (or the error
+frame may be done before an earlier one is; its RECEIPT (or the refusal
 reported instead) still goes out after the earlier frame's.
 """
 
@@ -17,41 +17,38 @@ from protocol import Frame, Headers
 
 from .handlers import Refusal
 
-__all__ = ["MAX_IN_FLIGHT", "Receipts"]
+__all__ = ["MAX_IN_FLIGHT", "Finish", "Receipts"]
 
 # Frames awaiting the bus per connection before it stops reading that client.
 MAX_IN_FLIGHT = 1000
 
-# A frame, its receipt, extra RECEIPT headers, what it awaits, and the
-# reason the application refused it (reported instead of the RECEIPT).
-_Awaiting = tuple[Frame, str | None, Headers, list[Awaitable[None]], str | None]
+# Concludes a frame: the frame, its receipt, extra RECEIPT headers, and the
+# reason the application refused it (reported instead of the RECEIPT) or None.
+Finish = Callable[[Frame, str | None, Headers, str | None], None]
+
+# A frame waiting: as above, with what it awaits before its reason is final.
+_Waiting = tuple[Frame, str | None, Headers, list[Awaitable[None]], str | None]
 
 
 class Receipts:
     """
-    Concludes frames in order: ``conclude`` the done ones, ``refuse`` the others.
-
-    Args:
-        conclude: Called with a frame whose effect is done, its receipt and
-            extra RECEIPT headers.
-        refuse: Called with the reason, the frame and its receipt when the
-            application refused the frame, now or while it was awaited
-            (an awaitable raised :class:`~gateway.transport.handlers.Refusal`).
-
+    The frames of one connection that wait, each until what it awaits is
+    done and every earlier frame is concluded; then ``finish`` concludes it.
+    An awaitable that raises :class:`~gateway.transport.handlers.Refusal`
+    makes the frame refused.
     """
 
-    __slots__ = ("_awaiting", "_completer", "_conclude", "_refuse")
+    __slots__ = ("_completer", "_finish", "_waiting")
 
-    def __init__(
-        self,
-        conclude: Callable[[Frame, str | None, Headers], None],
-        refuse: Callable[[str, Frame, str | None], None],
-    ) -> None:
-        self._conclude = conclude
-        self._refuse = refuse
-        # Made on the first frame that waits: idle sessions need none.
-        self._awaiting: deque[_Awaiting] | None = None
+    def __init__(self, finish: Finish) -> None:
+        self._finish = finish
+        self._waiting: deque[_Waiting] = deque()
         self._completer: asyncio.Task[None] | None = None  # concludes them, while any
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a frame waits: a frame added now must wait too."""
+        return bool(self._waiting)
 
     def add(
         self,
@@ -62,23 +59,17 @@ class Receipts:
         refused: str | None,
     ) -> asyncio.Task[None] | None:
         """
-        Conclude ``frame`` once ``pending`` is done and every earlier frame
-        is concluded: at once when nothing waits.
+        Conclude ``frame`` after ``pending`` and the frames added before it.
 
         Returns:
             With more than :data:`MAX_IN_FLIGHT` frames waiting, the task to
             wait for before reading more from the client; else None.
 
         """
-        if not pending and not self._awaiting:
-            self._finish(frame, receipt, extra, refused)
-            return None
-        if self._awaiting is None:
-            self._awaiting = deque()
-        self._awaiting.append((frame, receipt, extra, pending, refused))
+        self._waiting.append((frame, receipt, extra, pending, refused))
         if self._completer is None:
             self._completer = asyncio.create_task(self._complete())
-        return self._completer if len(self._awaiting) > MAX_IN_FLIGHT else None
+        return self._completer if len(self._waiting) > MAX_IN_FLIGHT else None
 
     async def settled(self) -> None:
         """Return once every frame added so far is concluded."""
@@ -91,27 +82,18 @@ class Receipts:
         a bus batch acknowledged are concluded in one loop turn, so their
         RECEIPTs leave together.
         """
-        awaiting = self._awaiting
-        assert awaiting is not None
+        waiting = self._waiting
         try:
-            while awaiting:
+            while waiting:
                 # Left in the queue while awaited, so that a frame with nothing
-                # to await that comes meanwhile waits its turn (see add()).
-                frame, receipt, extra, pending, refused = awaiting[0]
+                # to await that comes meanwhile waits its turn.
+                frame, receipt, extra, pending, refused = waiting[0]
                 for done in pending:
                     try:
                         await done
                     except Refusal as exc:
                         refused = refused or exc.reason
-                awaiting.popleft()
+                waiting.popleft()
                 self._finish(frame, receipt, extra, refused)
         finally:
             self._completer = None
-
-    def _finish(
-        self, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
-    ) -> None:
-        if refused is None:
-            self._conclude(frame, receipt, extra)
-        else:
-            self._refuse(refused, frame, receipt)

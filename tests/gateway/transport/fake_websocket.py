@@ -28,7 +28,7 @@ from websockets.uri import parse_uri
 from gateway.chat.registry import SubscriptionRegistry
 from gateway.config import Config
 from gateway.metrics import Metrics
-from gateway.transport.connection import Shared, StompConnection
+from gateway.transport.connection import StompConnection
 from gateway.transport.flusher import Flusher
 from gateway.transport.framing import RawFraming
 from gateway.transport.handlers import (
@@ -40,6 +40,7 @@ from gateway.transport.handlers import (
     at_once,
 )
 from gateway.transport.heartbeats import HeartBeatWheel
+from gateway.transport.shared import Shared
 from gateway.transport.websocket import StompWebSocket
 from protocol import Frame, HeartBeatPolicy, Limits, MessageTemplate, Parser
 

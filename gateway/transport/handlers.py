@@ -165,8 +165,9 @@ class Handlers(Protocol):
     One connection's application, as Centrifuge's client event handlers.
 
     Frames a transaction holds reach the handlers at its COMMIT. Every
-    effect of a frame (a COMMIT's together) is checked with ``on_*`` and
-    :meth:`authorize` before any takes place.
+    effect of a frame (a COMMIT's together) is checked (:meth:`on_connect`,
+    :meth:`on_send`, :meth:`on_subscribe`, then :meth:`authorize` for each)
+    before any takes place: one refused, none does.
     """
 
     def on_connect(self, frame: Frame) -> None:
@@ -215,4 +216,4 @@ class Handlers(Protocol):
         """Tell the client a frame was refused (see :class:`Refusal`)."""
 
     def on_disconnect(self) -> None:
-        """The session ended; its subscriptions are gone."""
+        """The connection ended (once, connected or not); its subscriptions are gone."""

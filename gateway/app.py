@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import logging
 import ssl
@@ -28,6 +29,7 @@ from persistence import (
 )
 from protocol import HeartBeatPolicy, Limits
 
+from .chat.handlers import Chat
 from .chat.persister import Persister
 from .chat.presence import PresenceTracker
 from .chat.recovery import RecentMessages
@@ -40,13 +42,14 @@ from .http.backend import BackendApi
 from .http.responses import Cors, error_response
 from .metrics import Metrics
 from .security.access import Access
-from .security.auth import Authenticator
+from .security.auth import CREDENTIAL_HEADERS, Authenticator
 from .security.authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
-from .security.limits import ConnectionCounts
+from .security.limits import ConnectionCounts, TokenBucket
 from .transport.connection import SERVER_NAME, StompConnection
 from .transport.flusher import Flusher
 from .transport.framing import Framing, RawFraming, SockJSFraming
 from .transport.heartbeats import HeartBeatWheel, tick_for
+from .transport.shared import Shared
 from .transport.sockjs import Route
 from .workers import WorkerMetrics
 
@@ -204,6 +207,7 @@ class Gateway:
             else self.worker_metrics.render,
         )
         self.connection_counts = ConnectionCounts(config.max_connections_per_address)
+        self._shared = self._connection_services()
         self.connections: set[StompConnection] = set()
         self.metrics.connections = self.connections.__len__
         self.metrics.subscriptions = self.registry.__len__
@@ -213,6 +217,37 @@ class Gateway:
         self._idle = asyncio.Event()
         self._server: Server | None = None
         self._resources = contextlib.AsyncExitStack()  # what start() started, to release
+
+    def _connection_services(self) -> Shared:
+        """What every connection gets: the transport's parts and the chat handlers."""
+        config = self.config
+        chat = Chat(
+            service=self.chat,
+            router=self.router,
+            registry=self.registry,
+            presence=self.presence,
+            connection_log=self.connection_log,
+            authenticator=self.authenticator,
+            authorizer=self.authorizer,
+            store=self.store,
+            bus=self.bus,
+            persister=self.persister,
+            metrics=self.metrics,
+            member_header=config.member_header,
+            recovery_timeout=config.recovery_timeout,
+        )
+        return Shared(
+            settings=config,
+            limits=self.limits,
+            heart_beat_policy=self.heart_beat_policy,
+            metrics=self.metrics,
+            heart_beats=self.heart_beats,
+            flusher=self.flusher,
+            subscriptions=self.registry,
+            handlers=chat,
+            send_budget=functools.partial(TokenBucket, config.send_rate, config.send_burst),
+            redacted=frozenset(CREDENTIAL_HEADERS),
+        )
 
     async def readiness(self) -> str | None:
         """Return None when bus and store are reachable and history keeps up."""
@@ -317,7 +352,7 @@ class Gateway:
         websocket.request.headers.clear()
         if websocket.response is not None:
             websocket.response.headers.clear()
-        connection = StompConnection(websocket, self, framing)
+        connection = StompConnection(websocket, framing, self._shared)
         self.connections.add(connection)
         self.connection_counts.opened(_host(websocket))
         self._idle.clear()

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # stomp-gateway: STOMP 1.2 over WebSocket chat gateway.
 # Build: docker build -t stomp-gateway .   Run: docker run -p 8080:8080 stomp-gateway
-# Configure with STOMP_GATEWAY_* variables (see the README's configuration table).
+# Configure with STOMP_GATEWAY_* variables (see docs/configuration.md).
 
 # Stage 1: build the wheel and install it with its dependencies into a virtualenv.
 FROM python:3.11-slim AS build

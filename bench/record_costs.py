@@ -24,9 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gateway.chat.recovery import RecentMessages
-from gateway.chat.registry import Subscription, SubscriptionRegistry
+from gateway.chat.registry import SubscriptionRegistry
 from gateway.chat.routing import Router
 from gateway.chat.service import ChatService
+from gateway.transport.handlers import Subscription
 from kafka_bridge.kafka import FAN_OUT_FETCH, KafkaBus, KafkaSettings
 from persistence import ChatMessage
 

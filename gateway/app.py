@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import http
 import logging
 import ssl
@@ -16,6 +18,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from kafka_bridge import InMemoryBus, MessageBus
+from kafka_bridge.settings import KafkaSettings
 from persistence import (
     ConnectionLog,
     InMemoryConnectionLog,
@@ -26,6 +29,7 @@ from persistence import (
 )
 from protocol import HeartBeatPolicy, Limits
 
+from .chat.handlers import Chat
 from .chat.persister import Persister
 from .chat.presence import PresenceTracker
 from .chat.recovery import RecentMessages
@@ -38,13 +42,14 @@ from .http.backend import BackendApi
 from .http.responses import Cors, error_response
 from .metrics import Metrics
 from .security.access import Access
-from .security.auth import Authenticator
+from .security.auth import CREDENTIAL_HEADERS, Authenticator
 from .security.authorization import ClaimAuthorizer, HttpAuthorizer, RoomAuthorizer
-from .security.limits import ConnectionCounts
+from .security.limits import ConnectionCounts, TokenBucket
 from .transport.connection import SERVER_NAME, StompConnection
 from .transport.flusher import Flusher
 from .transport.framing import Framing, RawFraming, SockJSFraming
 from .transport.heartbeats import HeartBeatWheel, tick_for
+from .transport.shared import Shared
 from .transport.sockjs import Route
 from .workers import WorkerMetrics
 
@@ -67,29 +72,15 @@ def make_bus(config: Config) -> MessageBus:
     """Return the Kafka bus when ``--kafka-bootstrap`` is set, else the in-memory one."""
     if not config.kafka_bootstrap:
         return InMemoryBus()
-    from kafka_bridge.kafka import (  # aiokafka only when asked for
-        KafkaBus,
-        KafkaSettings,
-        as_partitioner,
-    )
+    from kafka_bridge.kafka import KafkaBus  # aiokafka only when asked for
 
-    return KafkaBus(
-        KafkaSettings(
-            bootstrap=config.kafka_bootstrap,
-            topic=config.kafka_topic,
-            partitions=config.kafka_partitions,
-            replication_factor=config.kafka_replication_factor,
-            partitioner=as_partitioner(config.partitioner),
-            send_timeout=config.kafka_send_timeout,
-            fan_out_partitions="interest" if config.fan_out_partitions == "interest" else "all",
-        )
-    )
+    return KafkaBus(config.component(KafkaSettings))
 
 
 def make_store(config: Config) -> MessageStore:
     """Return the MongoDB store when ``--mongo-uri`` is set, else the in-memory one."""
     if not config.mongo_uri:
-        return InMemoryStore(config.history_size, config.history_bytes)
+        return config.component(InMemoryStore)
     from persistence.mongo import MongoStore  # pymongo only when asked for
 
     return MongoStore(config.mongo_uri, zone=zoneinfo.ZoneInfo(config.timezone))
@@ -163,10 +154,8 @@ class Gateway:
         worker: tuple[int, Path] | None = None,
     ) -> None:
         self.config = config
-        self.limits = Limits(config.max_frame_size, config.max_headers, config.max_header_line)
-        self.heart_beat_policy = HeartBeatPolicy(
-            config.heartbeat_floor, config.heartbeat_interval, config.heartbeat_tolerance
-        )
+        self.limits = config.component(Limits)
+        self.heart_beat_policy = config.component(HeartBeatPolicy)
         self.metrics = Metrics()
         self.bus: MessageBus = bus or make_bus(config)
         self.store: MessageStore = store or make_store(config)
@@ -185,7 +174,7 @@ class Gateway:
             zone=zoneinfo.ZoneInfo(config.timezone),
             max_message_length=config.max_message_length,
             max_nickname_length=config.max_nickname_length,
-            recent=RecentMessages(config.recovery_buffer, config.recovery_buffer_bytes),
+            recent=config.component(RecentMessages),
             metrics=self.metrics,
         )
         self.worker_metrics = (
@@ -218,6 +207,7 @@ class Gateway:
             else self.worker_metrics.render,
         )
         self.connection_counts = ConnectionCounts(config.max_connections_per_address)
+        self._shared = self._connection_services()
         self.connections: set[StompConnection] = set()
         self.metrics.connections = self.connections.__len__
         self.metrics.subscriptions = self.registry.__len__
@@ -226,7 +216,38 @@ class Gateway:
         self.metrics.persister_lag = lambda: self.persister.lag
         self._idle = asyncio.Event()
         self._server: Server | None = None
-        self._sharing: asyncio.Task[None] | None = None
+        self._resources = contextlib.AsyncExitStack()  # what start() started, to release
+
+    def _connection_services(self) -> Shared:
+        """What every connection gets: the transport's parts and the chat handlers."""
+        config = self.config
+        chat = Chat(
+            service=self.chat,
+            router=self.router,
+            registry=self.registry,
+            presence=self.presence,
+            connection_log=self.connection_log,
+            authenticator=self.authenticator,
+            authorizer=self.authorizer,
+            store=self.store,
+            bus=self.bus,
+            persister=self.persister,
+            metrics=self.metrics,
+            member_header=config.member_header,
+            recovery_timeout=config.recovery_timeout,
+        )
+        return Shared(
+            settings=config,
+            limits=self.limits,
+            heart_beat_policy=self.heart_beat_policy,
+            metrics=self.metrics,
+            heart_beats=self.heart_beats,
+            flusher=self.flusher,
+            subscriptions=self.registry,
+            handlers=chat,
+            send_budget=functools.partial(TokenBucket, config.send_rate, config.send_burst),
+            redacted=frozenset(CREDENTIAL_HEADERS),
+        )
 
     async def readiness(self) -> str | None:
         """Return None when bus and store are reachable and history keeps up."""
@@ -243,13 +264,46 @@ class Gateway:
         return port
 
     async def start(self) -> None:
-        """Connect the store and the bus, then start listening."""
-        await self.store.start()
-        await self.bus.start()
-        self.persister.start()
-        await self.presence.store.start()
-        await self.connection_log.start()
-        self._server = await serve(
+        """
+        Connect the store and the bus, then start listening. Each resource
+        registers its cleanup as it starts: :meth:`shutdown` releases them in
+        reverse, and a failure half-way releases at once those already started.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            await self.store.start()
+            stack.push_async_callback(self.store.close)
+            # Runs once the bus is closed: stores what this instance still holds.
+            stack.push_async_callback(self.persister.close)
+            await self.bus.start()
+            stack.push_async_callback(self.bus.close)
+            self.persister.start()
+            # Runs before the bus closes: a batch the store refuses then stays on the bus.
+            stack.callback(self.persister.stop_retrying)
+            await self.presence.store.start()
+            stack.push_async_callback(self.presence.store.close)
+            await self.connection_log.start()
+            stack.push_async_callback(self.connection_log.close)
+            self._server = await self._listen()
+            stack.push_async_callback(_closed_server, self._server)
+            if self.worker_metrics is not None:
+                sharing = asyncio.create_task(_share_metrics(self.worker_metrics))
+                stack.callback(sharing.cancel)
+            self._resources = stack.pop_all()
+        logger.info(
+            "listening on %s:%d endpoints=%s tls=%s",
+            self.config.host,
+            self.port,
+            ",".join(self.config.endpoint),
+            "on" if self.config.tls_cert else "off",
+        )
+        if not self.config.authentication and not self.config.allowed_origin:
+            logger.warning(
+                "authentication is off and every origin is allowed: any web page can "
+                "connect its visitors (see --jwt-secret, --allowed-origin)"
+            )
+
+    async def _listen(self) -> Server:
+        return await serve(
             self._serve,
             self.config.host,
             self.config.port,
@@ -265,20 +319,6 @@ class Gateway:
             ssl=make_tls_context(self.config),
             reuse_port=self.worker_metrics is not None,  # workers share the port
         )
-        if self.worker_metrics is not None:
-            self._sharing = asyncio.create_task(_share_metrics(self.worker_metrics))
-        logger.info(
-            "listening on %s:%d endpoints=%s tls=%s",
-            self.config.host,
-            self.port,
-            ",".join(self.config.endpoint),
-            "on" if self.config.tls_cert else "off",
-        )
-        if not self.config.authentication and not self.config.allowed_origin:
-            logger.warning(
-                "authentication is off and every origin is allowed: any web page can "
-                "connect its visitors (see --jwt-secret, --allowed-origin)"
-            )
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -312,7 +352,7 @@ class Gateway:
         websocket.request.headers.clear()
         if websocket.response is not None:
             websocket.response.headers.clear()
-        connection = StompConnection(websocket, self, framing)
+        connection = StompConnection(websocket, framing, self._shared)
         self.connections.add(connection)
         self.connection_counts.opened(_host(websocket))
         self._idle.clear()
@@ -353,17 +393,7 @@ class Gateway:
                 await asyncio.wait_for(self._closed(going), self.config.shutdown_timeout)
             except TimeoutError:
                 logger.warning("%d sessions still open at shutdown", len(self.connections))
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        if self._sharing is not None:
-            self._sharing.cancel()
-        self.persister.stop_retrying()
-        await self.presence.store.close()
-        await self.connection_log.close()
-        await self.bus.close()
-        await self.persister.close()
-        await self.store.close()
+        await self._resources.aclose()
         logger.info("stopped")
 
     async def _closed(self, going: list[Coroutine[Any, Any, None]]) -> None:
@@ -372,6 +402,12 @@ class Gateway:
 
 
 _RAW = RawFraming()  # stateless, shared by all raw connections
+
+
+async def _closed_server(server: Server) -> None:
+    """Close ``server`` and the connections it still has."""
+    server.close()
+    await server.wait_closed()
 
 
 async def _share_metrics(metrics: WorkerMetrics) -> None:

@@ -31,10 +31,9 @@ async def run(config: Config) -> int:
     """
     gateway = Gateway(config, worker=worker_identity())
     try:
-        await gateway.start()
+        await gateway.start()  # on failure, it has released what it started
     except (OSError, BusError) as exc:
         logger.error("cannot start: %s", exc)
-        await gateway.shutdown()
         return 1
     tune_collector()
     stop = asyncio.Event()

@@ -1,6 +1,13 @@
 """
-The gateway's configuration: one table of options, read from the command line
-and from ``STOMP_GATEWAY_<OPTION>`` environment variables.
+The gateway's configuration: every setting declared once, as a field of a
+section below, and read from the command line and from
+``STOMP_GATEWAY_<OPTION>`` environment variables.
+
+:class:`Config` is flat (``config.max_frame_size``) and assembled from the
+sections; its fields, in order, are the options (:data:`OPTIONS`), generated
+from the fields' metadata (:mod:`gateway.options`). A setting a component owns
+(``Limits``, ``HeartBeatPolicy``, ``KafkaSettings``...) takes the component's
+default, and :meth:`Config.component` builds the component from it.
 
 The command line wins over the environment; repeatable options take a
 comma-separated list from the environment.
@@ -12,12 +19,34 @@ import argparse
 import dataclasses
 import os
 import re
-import urllib.parse
-import zoneinfo
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
-from .security import auth
+from kafka_bridge.settings import FanOutPartitions, KafkaSettings, Partitioner
+from persistence import InMemoryStore
+from protocol import HeartBeatPolicy, Limits
+
+from .chat.recovery import RecentMessages
+from .options import (
+    boolean,
+    header_name,
+    http_url,
+    non_negative_float,
+    non_negative_int,
+    part_of,
+    path_prefix,
+    positive_float,
+    positive_int,
+    readable_file,
+    setting,
+    tcp_port,
+    time_zone,
+    tolerance,
+    usage,
+)
+from .security.auth import JwtSettings
+from .transport.framing import SOCKJS_HEARTBEAT_MS
 
 __all__ = [
     "OPTIONS",
@@ -32,113 +61,486 @@ __all__ = [
 
 ENV_PREFIX = "STOMP_GATEWAY_"
 MASK = "*****"
-# The password of a URI: scheme://user:PASSWORD@host...
 # What a MESSAGE may add to the frame it carries (headers, the chat JSON's own
 # fields) and the small frames queued with it: the outbound queue must hold both.
 FRAME_HEADROOM = 1024
+# The password of a URI: scheme://user:PASSWORD@host...
 _URI_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+T = TypeVar("T")
+DuplicatePolicy = Literal["replace", "allow", "reject"]
+SendRatePolicy = Literal["throttle", "reject"]
+RoomAuthorization = Literal["none", "claim", "http"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config:
-    """Every setting of a gateway; see :data:`OPTIONS` for their meaning."""
+class ListenSettings:
+    """Where the gateway listens and serves STOMP."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    endpoint: tuple[str, ...] = ("/ws",)
-    app_prefix: str = "/pub"
-    broker_prefix: tuple[str, ...] = ("/sub",)
-    allow_broker_send: bool = False
-    duplicate_subscriptions: str = "replace"
-    heartbeat_interval: int = 10_000
-    heartbeat_floor: int = 1_000
-    heartbeat_tolerance: float = 3.0
-    connect_timeout: float = 10.0
-    max_frame_size: int = 64 * 1024
-    max_headers: int = 64
-    max_header_line: int = 8 * 1024
-    max_message_length: int = 0
-    max_nickname_length: int = 100
-    max_pending_acks: int = 10_000
-    max_outbound_bytes: int = 512 * 1024
-    outbound_low_water: int = 64 * 1024
-    send_time_limit: float = 10.0
-    max_bytes_before_connect: int = 16 * 1024
-    max_subscriptions: int = 100
-    max_connections_per_address: int = 100
-    send_rate: float = 50.0
-    send_burst: int = 100
-    send_rate_policy: str = "throttle"
-    handshake_timeout: float = 10.0
-    allowed_origin: tuple[str, ...] = ()
-    jwt_secret: str = ""
-    jwt_public_key: str = ""
-    jwt_jwks: str = ""
-    jwt_algorithms: tuple[str, ...] = ("HS256", "RS256", "ES256")
-    jwt_issuer: str = ""
-    jwt_audience: str = ""
-    jwt_leeway: float = 0.0
-    jwt_member_claim: str = "sub"
-    jwt_nickname_claim: str = "nickname"
-    jwt_rooms_claim: str = "rooms"
-    room_authorization: str = "none"
-    room_authorization_url: str = ""
-    room_authorization_cache: float = 10.0
-    room_authorization_timeout: float = 2.0
-    tls_cert: str = ""
-    tls_key: str = ""
-    history_size: int = 1000
-    history_bytes: int = 4 * 2**20
-    timezone: str = "UTC"
-    permessage_deflate: bool = False
-    demo_page: bool = True
-    sockjs_heartbeat: int = 25_000
-    drain_period: float = 2.0
-    shutdown_timeout: float = 10.0
-    log_level: str = "info"
-    log_format: str = "text"
-    event_loop: str = "auto"
-    kafka_bootstrap: str = ""
-    kafka_topic: str = "chat"
-    kafka_partitions: int = 3
-    kafka_replication_factor: int = 1
-    partitioner: str = "modulo"
-    kafka_send_timeout: float = 5.0
-    fan_out_partitions: str = "all"
-    workers: int = 1
-    mongo_uri: str = ""
-    max_persister_lag: int = 10_000
-    recovery_timeout: float = 10.0
-    recovery_buffer: int = 10_000
-    recovery_buffer_bytes: int = 16 * 2**20
-    service_token: str = ""
-    member_header: str = ""
-    presence_ttl: float = 15.0
+    host: str = setting(
+        "127.0.0.1", "Address to listen on (the image uses 0.0.0.0).", metavar="ADDR"
+    )
+    port: int = setting(8080, "TCP port for WebSocket and HTTP.", tcp_port, metavar="PORT")
+    endpoint: tuple[str, ...] = setting(
+        ("/ws",),
+        "Path where STOMP over WebSocket is served; repeat for several.",
+        path_prefix,
+        metavar="PATH",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RoutingSettings:
+    """Which destinations are the application's and which the broker's."""
+
+    app_prefix: str = setting(
+        "/pub", "Prefix of application destinations (SEND /pub/...).", path_prefix
+    )
+    broker_prefix: tuple[str, ...] = setting(
+        ("/sub",),
+        "Prefix of broker destinations clients subscribe to; repeat for several.",
+        path_prefix,
+        metavar="PREFIX",
+    )
+    allow_broker_send: bool = setting(
+        False,
+        "Relay client SENDs to broker destinations to their subscribers as-is "
+        "(Spring SimpleBroker behaviour); refused by default.",
+        boolean,
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SessionSettings:
+    """What one STOMP session is given and may hold: heart-beats, frames, queues."""
+
+    duplicate_subscriptions: DuplicatePolicy = setting(
+        "replace",
+        "A second SUBSCRIBE to the same destination in one session: replace the "
+        "first, allow both, or reject with an ERROR.",
+    )
+    heartbeat_interval: int = part_of(
+        HeartBeatPolicy,
+        "receive_ms",
+        "Milliseconds between client heart-beats the server asks for (0: none).",
+        non_negative_int,
+        metavar="MS",
+    )
+    heartbeat_floor: int = part_of(
+        HeartBeatPolicy,
+        "send_floor_ms",
+        "Shortest interval, in milliseconds, at which the server sends heart-beats.",
+        positive_int,
+        metavar="MS",
+    )
+    heartbeat_tolerance: float = part_of(
+        HeartBeatPolicy,
+        "tolerance",
+        "A client silent for this many negotiated intervals is disconnected.",
+        tolerance,
+        metavar="N",
+    )
+    connect_timeout: float = setting(
+        10.0, "Seconds a new connection has to send CONNECT.", positive_float, metavar="S"
+    )
+    max_frame_size: int = part_of(
+        Limits,
+        "max_frame_size",
+        "Largest STOMP frame accepted, in bytes.",
+        positive_int,
+        metavar="N",
+    )
+    max_headers: int = part_of(
+        Limits, "max_headers", "Most headers in one frame.", positive_int, metavar="N"
+    )
+    max_header_line: int = part_of(
+        Limits, "max_header_line", "Longest header line, in bytes.", positive_int, metavar="N"
+    )
+    max_message_length: int = setting(
+        0,
+        "Longest chat message text, in characters (0: no bound but --max-frame-size).",
+        non_negative_int,
+        metavar="N",
+    )
+    max_nickname_length: int = setting(
+        100,
+        "Longest nickname of a chat message, in characters.",
+        positive_int,
+        metavar="N",
+    )
+    max_pending_acks: int = setting(
+        10_000,
+        "Most unacknowledged messages per connection in client ack modes.",
+        positive_int,
+        metavar="N",
+    )
+    max_outbound_bytes: int = setting(
+        512 * 1024,
+        "Bytes queued for a connection above which it is closed at once as a slow consumer "
+        f"(at least --max-frame-size + {FRAME_HEADROOM}, so that one message always fits).",
+        positive_int,
+        metavar="N",
+    )
+    outbound_low_water: int = setting(
+        64 * 1024,
+        "Bytes queued for a connection above which it must drain within --send-time-limit.",
+        positive_int,
+        metavar="N",
+    )
+    send_time_limit: float = setting(
+        10.0,
+        "Seconds a connection may stay above --outbound-low-water before it is closed "
+        "as a slow consumer (Spring: 10).",
+        positive_float,
+        metavar="S",
+    )
+    max_bytes_before_connect: int = setting(
+        16 * 1024,
+        "Bytes a new connection may send before its CONNECT frame.",
+        positive_int,
+        metavar="N",
+    )
+    max_subscriptions: int = setting(
+        100, "Most subscriptions per session.", positive_int, metavar="N"
+    )
+
+    def outbound_too_small(self) -> str | None:
+        """Why one message of ``max_frame_size`` may not fit the outbound queue, or None."""
+        if self.max_outbound_bytes >= self.max_frame_size + FRAME_HEADROOM:
+            return None
+        return (
+            f"--max-outbound-bytes ({self.max_outbound_bytes}) must be at least "
+            f"--max-frame-size ({self.max_frame_size}) + {FRAME_HEADROOM}: else every "
+            "subscriber of one large message is closed as a slow consumer"
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdmissionSettings:
+    """Who may connect, from where, and how fast a session may send."""
+
+    max_connections_per_address: int = setting(
+        100,
+        "Most WebSocket connections from one remote address; more are refused with 429.",
+        positive_int,
+        metavar="N",
+    )
+    send_rate: float = setting(
+        50.0,
+        "SENDs per second a session may sustain (token bucket); see --send-rate-policy.",
+        positive_float,
+        metavar="N",
+    )
+    send_burst: int = setting(
+        100, "SENDs a session may make at once (bucket size).", positive_int, metavar="N"
+    )
+    send_rate_policy: SendRatePolicy = setting(
+        "throttle",
+        "A session over --send-rate: throttle (stop reading its socket until the bucket "
+        "refills; nothing is lost) or reject (the SEND gets an application error).",
+    )
+    handshake_timeout: float = setting(
+        10.0,
+        "Seconds a new TCP connection has to complete the WebSocket handshake.",
+        positive_float,
+        metavar="S",
+    )
+    allowed_origin: tuple[str, ...] = setting(
+        (),
+        "Origin allowed to open a browser WebSocket and read the HTTP resources with "
+        "credentials (e.g. https://chat.example.com); repeat for several; none: all.",
+        metavar="ORIGIN",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RoomAuthorizationSettings:
+    """Who may SUBSCRIBE to a room and SEND to it."""
+
+    room_authorization: RoomAuthorization = setting(
+        "none",
+        "Who may SUBSCRIBE to and SEND to a room: anyone, the members the token's rooms "
+        "claim lists, or whatever --room-authorization-url answers 200 for.",
+    )
+    room_authorization_url: str = setting(
+        "",
+        "URL asked GET ?memberId=&roomId= for --room-authorization http (200 allows, "
+        "anything else denies).",
+        http_url,
+        metavar="URL",
+    )
+    room_authorization_cache: float = setting(
+        10.0,
+        "Seconds an answer of --room-authorization-url is reused (0: not cached).",
+        non_negative_float,
+        metavar="S",
+    )
+    room_authorization_timeout: float = setting(
+        2.0,
+        "Seconds --room-authorization-url has to answer before access is denied.",
+        positive_float,
+        metavar="S",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    """The certificate for serving wss:// and https:// directly."""
+
+    tls_cert: str = setting(
+        "",
+        "PEM certificate chain for serving wss:// and https:// directly (with --tls-key).",
+        readable_file,
+        metavar="FILE",
+    )
+    tls_key: str = setting("", "PEM private key of --tls-cert.", readable_file, metavar="FILE")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HistorySettings:
+    """What the in-memory store keeps, and the time zone of createAt."""
+
+    history_size: int = part_of(
+        InMemoryStore,
+        "per_room",
+        "Messages kept per room by the in-memory store.",
+        positive_int,
+        metavar="N",
+    )
+    history_bytes: int = part_of(
+        InMemoryStore,
+        "bytes_per_room",
+        "Bytes of messages (their strings' memory) kept per room by the in-memory store; "
+        "the oldest go first, the newest always stays.",
+        positive_int,
+        metavar="N",
+    )
+    timezone: str = setting(
+        "UTC",
+        "Time zone of createAt (e.g. Asia/Seoul, as the seed).",
+        time_zone,
+        metavar="ZONE",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServingSettings:
+    """What the port offers besides raw STOMP: compression, the demo page, SockJS."""
+
+    permessage_deflate: bool = setting(False, "Offer WebSocket compression (RFC 7692).", boolean)
+    demo_page: bool = setting(
+        True, "Serve the demo chat page at / and its files under /static/.", boolean
+    )
+    sockjs_heartbeat: int = setting(
+        SOCKJS_HEARTBEAT_MS,
+        "Milliseconds between SockJS heart-beat frames on sessions without STOMP heart-beats.",
+        positive_int,
+        metavar="MS",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProcessSettings:
+    """The process: how it stops, logs, and which event loop it runs."""
+
+    drain_period: float = setting(
+        2.0,
+        "Seconds connected clients keep being served after SIGTERM while /readyz "
+        "answers 503, before they are told the server is restarting.",
+        non_negative_float,
+        metavar="S",
+    )
+    shutdown_timeout: float = setting(
+        10.0,
+        "Seconds to close sessions on SIGTERM before exiting anyway.",
+        positive_float,
+        metavar="S",
+    )
+    log_level: LogLevel = setting("info", "Logging level.")
+    log_format: LogFormat = setting("text", "Log lines as text, or as one JSON object per line.")
+    event_loop: EventLoop = setting(
+        "auto", "asyncio event loop: uvloop, asyncio, or auto (uvloop when installed)."
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScaleOutSettings:
+    """The Kafka bus between instances, and the worker processes it lets share a port."""
+
+    kafka_bootstrap: str = part_of(
+        KafkaSettings,
+        "bootstrap",
+        "Kafka brokers, HOST:PORT[,...]; switches the bus from in-memory to Kafka.",
+        metavar="SERVERS",
+        default="",
+    )
+    kafka_topic: str = part_of(
+        KafkaSettings, "topic", "Kafka topic carrying the chat messages.", metavar="TOPIC"
+    )
+    kafka_partitions: int = part_of(
+        KafkaSettings,
+        "partitions",
+        "Partitions the topic is created with and must have at least.",
+        positive_int,
+        metavar="N",
+    )
+    kafka_replication_factor: int = part_of(
+        KafkaSettings,
+        "replication_factor",
+        "Replication factor of the topic when the gateway creates it.",
+        positive_int,
+        metavar="N",
+    )
+    partitioner: Partitioner = part_of(
+        KafkaSettings,
+        "partitioner",
+        "Partition of a room: modulo (roomId % partitions, as the seed), hash "
+        "(Kafka's murmur2 of the key) or nginx-hash (nginx's upstream hash of the "
+        "key, for partition-affine balancing).",
+    )
+    kafka_send_timeout: float = part_of(
+        KafkaSettings,
+        "send_timeout",
+        "Seconds Kafka has to acknowledge a message before the sender is told it failed.",
+        positive_float,
+        metavar="S",
+    )
+    fan_out_partitions: FanOutPartitions = part_of(
+        KafkaSettings,
+        "fan_out_partitions",
+        "Partitions an instance reads: all (every record, as the seed) or interest (only "
+        "those holding a room with a local subscriber).",
+    )
+    workers: int = setting(
+        1,
+        "Processes serving the port (SO_REUSEPORT), each a full instance; above 1 needs "
+        "--kafka-bootstrap.",
+        positive_int,
+        metavar="N",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MongoSettings:
+    """The MongoDB store, and how far behind the bus it may fall."""
+
+    mongo_uri: str = setting(
+        "",
+        "MongoDB connection string (database from the URI, else chat); switches the "
+        "store from in-memory to MongoDB.",
+        metavar="URI",
+    )
+    max_persister_lag: int = setting(
+        10_000,
+        "Messages not yet stored above which /readyz answers 503.",
+        positive_int,
+        metavar="N",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RecoverySettings:
+    """How a resubscribing client gets the messages it missed."""
+
+    recovery_timeout: float = setting(
+        10.0,
+        "Seconds a recovery (store, Kafka log) may take before it answers x-recovered: false.",
+        positive_float,
+        metavar="SECONDS",
+    )
+    recovery_buffer: int = part_of(
+        RecentMessages,
+        "capacity",
+        "Newest messages (rooms with a local subscriber) kept for recovery while the store "
+        "catches up.",
+        non_negative_int,
+        metavar="N",
+        default=10_000,
+    )
+    recovery_buffer_bytes: int = part_of(
+        RecentMessages,
+        "max_bytes",
+        "Bytes of messages (their JSON) the recovery buffer keeps; the oldest go first.",
+        positive_int,
+        metavar="N",
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BackendSettings:
+    """What the chat's other services use: the service token, the member header, presence."""
+
+    service_token: str = setting(
+        "",
+        "Bearer token services present to POST /v1/api/chat/{roomId}/messages; "
+        "empty: that endpoint answers 403.",
+        metavar="TOKEN",
+        secret=True,
+    )
+    member_header: str = setting(
+        "",
+        "CONNECT header naming the member (an integer id) when no token identifies "
+        "the session, e.g. x-member-id; empty: not read.",
+        header_name,
+        metavar="NAME",
+    )
+    presence_ttl: float = setting(
+        15.0,
+        "Seconds an instance's presence lease lasts without renewal: the longest a "
+        "crashed instance's members stay listed.",
+        positive_float,
+        metavar="S",
+    )
+
+
+# A dataclass lists the fields of its last base first: the sections go in
+# reverse, so that the options keep the order of --help, first to last.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(
+    BackendSettings,
+    RecoverySettings,
+    MongoSettings,
+    ScaleOutSettings,
+    ProcessSettings,
+    ServingSettings,
+    HistorySettings,
+    TlsSettings,
+    RoomAuthorizationSettings,
+    JwtSettings,
+    AdmissionSettings,
+    SessionSettings,
+    RoutingSettings,
+    ListenSettings,
+):
+    """Every setting of a gateway; see :data:`OPTIONS` for their meaning."""
 
     def __post_init__(self) -> None:
         if problem := self._inconsistency():
             raise ValueError(problem)
 
-    @property
-    def authentication(self) -> bool:
-        """Whether CONNECT must carry a valid token: a key is configured."""
-        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks)
+    def component(self, owner: Callable[..., T]) -> T:
+        """Build ``owner`` (``Limits``, ``KafkaSettings``...) from the settings that are its."""
+        arguments = {}
+        for field in dataclasses.fields(self):
+            declared = usage(field)
+            if declared.owner is owner:
+                arguments[declared.parameter] = getattr(self, field.name)
+        return owner(**arguments)
 
     def _inconsistency(self) -> str | None:
-        if sum(map(bool, (self.jwt_secret, self.jwt_public_key, self.jwt_jwks))) > 1:
-            return "give one of --jwt-secret, --jwt-public-key, --jwt-jwks"
+        if problem := self.key_conflict():
+            return problem
         if self.room_authorization != "none" and not self.authentication:
             return "--room-authorization needs authentication (a --jwt-... key)"
         if self.room_authorization == "http" and not self.room_authorization_url:
             return "--room-authorization http needs --room-authorization-url"
         if bool(self.tls_cert) != bool(self.tls_key):
             return "--tls-cert and --tls-key go together"
-        if self.max_outbound_bytes < self.max_frame_size + FRAME_HEADROOM:
-            return (
-                f"--max-outbound-bytes ({self.max_outbound_bytes}) must be at least "
-                f"--max-frame-size ({self.max_frame_size}) + {FRAME_HEADROOM}: else every "
-                "subscriber of one large message is closed as a slow consumer"
-            )
+        if problem := self.outbound_too_small():
+            return problem
         if self.workers > 1 and not self.kafka_bootstrap:
             return (
                 "--workers above 1 needs --kafka-bootstrap: workers are separate processes, "
@@ -147,104 +549,13 @@ class Config:
         return None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(f"{value} is not positive")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"{value} is negative")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError(f"{value} is not a TCP port")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"{value} is not positive")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError(f"{value} is negative")
-    return value
-
-
-def _readable_file(text: str) -> str:
-    """A path option: the file must exist and be readable now, not at first use."""
-    if not text:  # unset
-        return text
-    try:
-        with open(text, "rb"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot read {text!r}: {exc.strerror or exc}") from None
-    return text
-
-
-def _tolerance(text: str) -> float:
-    value = float(text)
-    if not value >= 1:
-        raise ValueError(f"{value} is below 1")
-    return value
-
-
-def _http_url(text: str) -> str:
-    if not text:  # unset
-        return text
-    url = urllib.parse.urlsplit(text)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError(f"{text!r} is not an http:// or https:// URL")
-    return text
-
-
-def _path_prefix(text: str) -> str:
-    if not text.startswith("/") or text != text.strip() or len(text) < 2:
-        raise ValueError(f"{text!r} is not a path such as /sub")
-    return text.rstrip("/") or "/"
-
-
-def _timezone(text: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(text)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {text!r}") from None
-    return text
-
-
-def _header_name(text: str) -> str:
-    if text and not all(c.isascii() and (c.isalnum() or c in "-_") for c in text):
-        raise ValueError(f"{text!r} is not a header name")
-    return text
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{text!r} is not a boolean")
-
-
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One option: its name, how to read it, what it means, and whether to mask it."""
 
     name: str
     help: str
+    default: Any
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
     metavar: str | None = None
@@ -255,10 +566,6 @@ class Option:
         return self.name.replace("-", "_")
 
     @property
-    def default(self) -> Any:
-        return getattr(Config(), self.field)
-
-    @property
     def repeatable(self) -> bool:
         return isinstance(self.default, tuple)
 
@@ -267,370 +574,34 @@ class Option:
         return isinstance(self.default, bool)
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("host", "Address to listen on (the image uses 0.0.0.0).", metavar="ADDR"),
-    Option("port", "TCP port for WebSocket and HTTP.", _port, metavar="PORT"),
-    Option(
-        "endpoint",
-        "Path where STOMP over WebSocket is served; repeat for several.",
-        _path_prefix,
-        metavar="PATH",
-    ),
-    Option("app-prefix", "Prefix of application destinations (SEND /pub/...).", _path_prefix),
-    Option(
-        "broker-prefix",
-        "Prefix of broker destinations clients subscribe to; repeat for several.",
-        _path_prefix,
-        metavar="PREFIX",
-    ),
-    Option(
-        "allow-broker-send",
-        "Relay client SENDs to broker destinations to their subscribers as-is "
-        "(Spring SimpleBroker behaviour); refused by default.",
-        _boolean,
-    ),
-    Option(
-        "duplicate-subscriptions",
-        "A second SUBSCRIBE to the same destination in one session: replace the "
-        "first, allow both, or reject with an ERROR.",
-        choices=("replace", "allow", "reject"),
-    ),
-    Option(
-        "heartbeat-interval",
-        "Milliseconds between client heart-beats the server asks for (0: none).",
-        _non_negative_int,
-        metavar="MS",
-    ),
-    Option(
-        "heartbeat-floor",
-        "Shortest interval, in milliseconds, at which the server sends heart-beats.",
-        _positive_int,
-        metavar="MS",
-    ),
-    Option(
-        "heartbeat-tolerance",
-        "A client silent for this many negotiated intervals is disconnected.",
-        _tolerance,
-        metavar="N",
-    ),
-    Option(
-        "connect-timeout",
-        "Seconds a new connection has to send CONNECT.",
-        _positive_float,
-        metavar="S",
-    ),
-    Option("max-frame-size", "Largest STOMP frame accepted, in bytes.", _positive_int, metavar="N"),
-    Option("max-headers", "Most headers in one frame.", _positive_int, metavar="N"),
-    Option("max-header-line", "Longest header line, in bytes.", _positive_int, metavar="N"),
-    Option(
-        "max-message-length",
-        "Longest chat message text, in characters (0: no bound but --max-frame-size).",
-        _non_negative_int,
-        metavar="N",
-    ),
-    Option(
-        "max-nickname-length",
-        "Longest nickname of a chat message, in characters.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "max-pending-acks",
-        "Most unacknowledged messages per connection in client ack modes.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "max-outbound-bytes",
-        "Bytes queued for a connection above which it is closed at once as a slow consumer "
-        "(at least --max-frame-size + 1024, so that one message always fits).",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "outbound-low-water",
-        "Bytes queued for a connection above which it must drain within --send-time-limit.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "send-time-limit",
-        "Seconds a connection may stay above --outbound-low-water before it is closed "
-        "as a slow consumer (Spring: 10).",
-        _positive_float,
-        metavar="S",
-    ),
-    Option(
-        "max-bytes-before-connect",
-        "Bytes a new connection may send before its CONNECT frame.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option("max-subscriptions", "Most subscriptions per session.", _positive_int, metavar="N"),
-    Option(
-        "max-connections-per-address",
-        "Most WebSocket connections from one remote address; more are refused with 429.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "send-rate",
-        "SENDs per second a session may sustain (token bucket); see --send-rate-policy.",
-        _positive_float,
-        metavar="N",
-    ),
-    Option(
-        "send-burst", "SENDs a session may make at once (bucket size).", _positive_int, metavar="N"
-    ),
-    Option(
-        "send-rate-policy",
-        "A session over --send-rate: throttle (stop reading its socket until the bucket "
-        "refills; nothing is lost) or reject (the SEND gets an application error).",
-        choices=("throttle", "reject"),
-    ),
-    Option(
-        "handshake-timeout",
-        "Seconds a new TCP connection has to complete the WebSocket handshake.",
-        _positive_float,
-        metavar="S",
-    ),
-    Option(
-        "allowed-origin",
-        "Origin allowed to open a browser WebSocket and read the HTTP resources with "
-        "credentials (e.g. https://chat.example.com); repeat for several; none: all.",
-        metavar="ORIGIN",
-    ),
-    Option(
-        "jwt-secret",
-        "Shared secret of HS256 tokens; turns authentication on.",
-        metavar="SECRET",
-        secret=True,
-    ),
-    Option(
-        "jwt-public-key",
-        "PEM file with the public key of RS256/ES256 tokens; turns authentication on.",
-        auth.public_key_file,
-        metavar="FILE",
-    ),
-    Option(
-        "jwt-jwks",
-        "JWKS (JSON) file with the public keys of RS256/ES256 tokens; turns authentication on.",
-        auth.jwks_file,
-        metavar="FILE",
-    ),
-    Option(
-        "jwt-algorithms",
-        "Token algorithms accepted (those matching the configured key); repeat for several.",
-        choices=auth.ALGORITHMS,
-        metavar="ALG",
-    ),
-    Option("jwt-issuer", "Required iss claim (none: not checked).", metavar="ISS"),
-    Option("jwt-audience", "Required aud claim (none: not checked).", metavar="AUD"),
-    Option(
-        "jwt-leeway",
-        "Seconds of clock skew allowed when checking exp and nbf.",
-        _non_negative_float,
-        metavar="S",
-    ),
-    Option(
-        "jwt-member-claim",
-        "Claim holding the member id (an integer, or a string of digits).",
-        metavar="CLAIM",
-    ),
-    Option(
-        "jwt-nickname-claim",
-        "Claim holding the nickname stamped on the member's messages (optional in tokens).",
-        metavar="CLAIM",
-    ),
-    Option(
-        "jwt-rooms-claim",
-        "Claim listing the member's room ids, for --room-authorization claim.",
-        metavar="CLAIM",
-    ),
-    Option(
-        "room-authorization",
-        "Who may SUBSCRIBE to and SEND to a room: anyone, the members the token's rooms "
-        "claim lists, or whatever --room-authorization-url answers 200 for.",
-        choices=("none", "claim", "http"),
-    ),
-    Option(
-        "room-authorization-url",
-        "URL asked GET ?memberId=&roomId= for --room-authorization http (200 allows, "
-        "anything else denies).",
-        _http_url,
-        metavar="URL",
-    ),
-    Option(
-        "room-authorization-cache",
-        "Seconds an answer of --room-authorization-url is reused (0: not cached).",
-        _non_negative_float,
-        metavar="S",
-    ),
-    Option(
-        "room-authorization-timeout",
-        "Seconds --room-authorization-url has to answer before access is denied.",
-        _positive_float,
-        metavar="S",
-    ),
-    Option(
-        "tls-cert",
-        "PEM certificate chain for serving wss:// and https:// directly (with --tls-key).",
-        _readable_file,
-        metavar="FILE",
-    ),
-    Option("tls-key", "PEM private key of --tls-cert.", _readable_file, metavar="FILE"),
-    Option(
-        "history-size",
-        "Messages kept per room by the in-memory store.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "history-bytes",
-        "Bytes of messages (their strings' memory) kept per room by the in-memory store; "
-        "the oldest go first, the newest always stays.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "timezone",
-        "Time zone of createAt (e.g. Asia/Seoul, as the seed).",
-        _timezone,
-        metavar="ZONE",
-    ),
-    Option("permessage-deflate", "Offer WebSocket compression (RFC 7692).", _boolean),
-    Option("demo-page", "Serve the demo chat page at / and its files under /static/.", _boolean),
-    Option(
-        "sockjs-heartbeat",
-        "Milliseconds between SockJS heart-beat frames on sessions without STOMP heart-beats.",
-        _positive_int,
-        metavar="MS",
-    ),
-    Option(
-        "drain-period",
-        "Seconds connected clients keep being served after SIGTERM while /readyz "
-        "answers 503, before they are told the server is restarting.",
-        _non_negative_float,
-        metavar="S",
-    ),
-    Option(
-        "shutdown-timeout",
-        "Seconds to close sessions on SIGTERM before exiting anyway.",
-        _positive_float,
-        metavar="S",
-    ),
-    Option(
-        "log-level",
-        "Logging level.",
-        choices=("debug", "info", "warning", "error"),
-    ),
-    Option(
-        "log-format",
-        "Log lines as text, or as one JSON object per line.",
-        choices=("text", "json"),
-    ),
-    Option(
-        "event-loop",
-        "asyncio event loop: uvloop, asyncio, or auto (uvloop when installed).",
-        choices=("auto", "asyncio", "uvloop"),
-    ),
-    Option(
-        "kafka-bootstrap",
-        "Kafka brokers, HOST:PORT[,...]; switches the bus from in-memory to Kafka.",
-        metavar="SERVERS",
-    ),
-    Option("kafka-topic", "Kafka topic carrying the chat messages.", metavar="TOPIC"),
-    Option(
-        "kafka-partitions",
-        "Partitions the topic is created with and must have at least.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "kafka-replication-factor",
-        "Replication factor of the topic when the gateway creates it.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "partitioner",
-        "Partition of a room: modulo (roomId % partitions, as the seed), hash "
-        "(Kafka's murmur2 of the key) or nginx-hash (nginx's upstream hash of the "
-        "key, for partition-affine balancing).",
-        choices=("modulo", "hash", "nginx-hash"),
-    ),
-    Option(
-        "kafka-send-timeout",
-        "Seconds Kafka has to acknowledge a message before the sender is told it failed.",
-        _positive_float,
-        metavar="S",
-    ),
-    Option(
-        "fan-out-partitions",
-        "Partitions an instance reads: all (every record, as the seed) or interest (only "
-        "those holding a room with a local subscriber).",
-        choices=("all", "interest"),
-    ),
-    Option(
-        "workers",
-        "Processes serving the port (SO_REUSEPORT), each a full instance; above 1 needs "
-        "--kafka-bootstrap.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "mongo-uri",
-        "MongoDB connection string (database from the URI, else chat); switches the "
-        "store from in-memory to MongoDB.",
-        metavar="URI",
-    ),
-    Option(
-        "max-persister-lag",
-        "Messages not yet stored above which /readyz answers 503.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "recovery-timeout",
-        "Seconds a recovery (store, Kafka log) may take before it answers x-recovered: false.",
-        _positive_float,
-        metavar="SECONDS",
-    ),
-    Option(
-        "recovery-buffer",
-        "Newest messages (rooms with a local subscriber) kept for recovery while the store "
-        "catches up.",
-        _non_negative_int,
-        metavar="N",
-    ),
-    Option(
-        "recovery-buffer-bytes",
-        "Bytes of messages (their JSON) the recovery buffer keeps; the oldest go first.",
-        _positive_int,
-        metavar="N",
-    ),
-    Option(
-        "service-token",
-        "Bearer token services present to POST /v1/api/chat/{roomId}/messages; "
-        "empty: that endpoint answers 403.",
-        metavar="TOKEN",
-        secret=True,
-    ),
-    Option(
-        "member-header",
-        "CONNECT header naming the member (an integer id) when no token identifies "
-        "the session, e.g. x-member-id; empty: not read.",
-        _header_name,
-        metavar="NAME",
-    ),
-    Option(
-        "presence-ttl",
-        "Seconds an instance's presence lease lasts without renewal: the longest a "
-        "crashed instance's members stay listed.",
-        _positive_float,
-        metavar="S",
-    ),
-)
+def _options() -> tuple[Option, ...]:
+    """The options of :class:`Config`'s fields, in order, from their declarations."""
+    types = typing.get_type_hints(Config)
+    options = []
+    for field in dataclasses.fields(Config):
+        declared = usage(field)
+        options.append(
+            Option(
+                name=field.name.replace("_", "-"),
+                help=declared.help,
+                default=field.default,
+                parse=declared.parse,
+                choices=_choices(types[field.name]),
+                metavar=declared.metavar,
+                secret=declared.secret,
+            )
+        )
+    return tuple(options)
+
+
+def _choices(hint: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` type, or of the ``Literal`` a tuple repeats; else ()."""
+    if typing.get_origin(hint) is tuple:
+        hint = typing.get_args(hint)[0]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+OPTIONS = _options()
 
 
 def env_name(option: Option) -> str:

@@ -12,7 +12,7 @@ import logging
 __all__ = ["FIELDS", "JsonFormatter", "configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Fields the gateway passes with ``extra=`` (see StompConnection._fields).
+# Fields the gateway passes with ``extra=`` (see gateway.transport.handlers.SessionLog).
 FIELDS = ("session", "remote", "event", "reason")
 
 

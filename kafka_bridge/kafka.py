@@ -19,11 +19,10 @@ not watched is dropped before it is turned into a :class:`Delivery`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import zlib
 from collections.abc import Awaitable, Sequence
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,12 +31,12 @@ from aiokafka.partitioner import murmur2
 
 from .bus import BatchHandler, BusError, Delivery, FanOutCounts, Listener, LogRange, PublishError
 from .log_reader import read_range
+from .settings import KafkaSettings, Partitioner
 
 __all__ = [
     "KafkaBus",
     "KafkaSettings",
     "Partitioner",
-    "as_partitioner",
     "nginx_hash",
     "partition_for",
 ]
@@ -63,35 +62,6 @@ PRODUCER_BATCH_BYTES = 256 * 1024  # well under the broker's message.max.bytes (
 # reconnect storm waits here (within its recovery timeout) instead.
 LOG_READERS = 4
 
-Partitioner = Literal["modulo", "hash", "nginx-hash"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class KafkaSettings:
-    """
-    Where and how to use Kafka.
-
-    Attributes:
-        bootstrap: ``HOST:PORT[,HOST:PORT...]``.
-        topic: The chat topic.
-        partitions: Partitions the topic must have (at least).
-        replication_factor: Replicas of a topic created here.
-        partitioner: ``modulo`` (room id % partitions), ``hash`` (murmur2) or
-            ``nginx-hash`` (nginx's non-consistent upstream ``hash``).
-        send_timeout: Seconds a record may take to be acknowledged.
-        fan_out_partitions: ``all`` (every instance reads every partition)
-            or ``interest`` (only the partitions of watched keys).
-
-    """
-
-    bootstrap: str
-    topic: str = "chat"
-    partitions: int = 3
-    replication_factor: int = 1
-    partitioner: Partitioner = "modulo"
-    send_timeout: float = 5.0
-    fan_out_partitions: Literal["all", "interest"] = "all"
-
 
 def partition_for(key: str, partitions: int, partitioner: str) -> int:
     """
@@ -108,14 +78,6 @@ def partition_for(key: str, partitions: int, partitioner: str) -> int:
         return nginx_hash(key) % partitions
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
-
-
-def as_partitioner(name: str) -> Partitioner:
-    """Return ``name`` as a :data:`Partitioner`; raise ``ValueError`` for an unknown one."""
-    for partitioner in get_args(Partitioner):
-        if partitioner == name:
-            return cast(Partitioner, partitioner)
-    raise ValueError(f"unknown partitioner: {name!r}")
 
 
 def nginx_hash(key: str) -> int:

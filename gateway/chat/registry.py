@@ -7,51 +7,12 @@ its subscriptions exactly once (:meth:`SubscriptionRegistry.remove_session`).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Hashable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
-from protocol import MessageTemplate
+from gateway.transport.handlers import Subscriber, Subscription
 
-__all__ = ["Interest", "Subscriber", "Subscription", "SubscriptionRegistry"]
-
-
-class Subscriber(Hashable, Protocol):
-    """A session that receives messages."""
-
-    def deliver(self, subscription: Subscription, template: MessageTemplate) -> None:
-        """Queue ``template`` for ``subscription``; must not block."""
-
-
-@dataclasses.dataclass(eq=False, slots=True)
-class Subscription:
-    """
-    One SUBSCRIBE of one session.
-
-    Attributes:
-        session: Who subscribed.
-        id: The subscription id, unique within the session.
-        destination: What was subscribed to.
-        ack_mode: ``auto``, ``client`` or ``client-individual``.
-        head: The start of every MESSAGE for it (see :func:`protocol.message_head`).
-        pending: Ack ids delivered and not yet acknowledged, oldest first.
-        floor: Bus offset up to which the subscriber already has the room's
-            messages (after a recovery); the fan-out skips those.
-        backlog: While a recovery runs, the live messages held back with
-            their offsets; None otherwise.
-        note: Extra header lines for the next MESSAGE (``x-recovered``).
-
-    """
-
-    session: Subscriber
-    id: str
-    destination: str
-    ack_mode: str
-    head: bytes
-    pending: dict[str, None] = dataclasses.field(default_factory=dict)
-    floor: int = -1
-    backlog: list[tuple[MessageTemplate, int]] | None = None
-    note: bytes = b""
+__all__ = ["Interest", "SubscriptionRegistry"]
 
 
 class Interest(Protocol):

@@ -17,6 +17,7 @@ from typing import Any
 from gateway.metrics import Metrics
 from gateway.numbers import saturating_int
 from gateway.security.identity import Member
+from gateway.transport.handlers import Refusal
 from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, id_and_room, is_long, load_object
 from protocol import MessageTemplate
@@ -25,20 +26,12 @@ from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 
-__all__ = ["ApplicationError", "ChatService", "local_date_time", "new_object_id"]
+__all__ = ["ChatService", "local_date_time", "new_object_id"]
 
 logger = logging.getLogger(__name__)
 
 _PROCESS_UNIQUE = os.urandom(5)
 _COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
-
-
-class ApplicationError(Exception):
-    """A frame the application refuses; the session goes on (see README)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def new_object_id(now: float | None = None) -> str:
@@ -121,14 +114,14 @@ class ChatService:
         Queue ``message`` on the bus, in order; see :meth:`MessageBus.publish`.
 
         Raises:
-            ApplicationError: ``message`` cannot be encoded (a lone surrogate).
+            Refusal: ``message`` cannot be encoded (a lone surrogate).
             PublishError: The bus did not take it.
 
         """
         try:
             value = message.to_json()
         except InvalidMessage as exc:
-            raise ApplicationError(f"message {exc}") from None
+            raise Refusal(f"message {exc}") from None
         acknowledged = await self.bus.publish(str(message.chat_room_id), value)
         if acknowledged is None:
             self.metrics.messages_published += 1
@@ -148,7 +141,7 @@ class ChatService:
         omit ``memberId`` but not name another member.
 
         Raises:
-            ApplicationError: The body is not a valid chat message.
+            Refusal: The body is not a valid chat message.
 
         """
         fields = _json_object(body)
@@ -161,16 +154,16 @@ class ChatService:
             or not isinstance(file_id, int | str)
             or (isinstance(file_id, int) and not is_long(file_id))
         ):
-            raise ApplicationError("fileId must be a 64-bit integer or a string")
+            raise Refusal("fileId must be a 64-bit integer or a string")
         file_name = _optional_str(fields, "fileName")
         if text is None and file_id is None:
-            raise ApplicationError("a chat message needs message, or fileId and fileName")
+            raise Refusal("a chat message needs message, or fileId and fileName")
         if self.max_message_length and text is not None and len(text) > self.max_message_length:
-            raise ApplicationError(f"message is longer than {self.max_message_length} characters")
+            raise Refusal(f"message is longer than {self.max_message_length} characters")
         member_id = _member_id(fields)
         nickname = _required_str(fields, "nickname")
         if len(nickname) > self.max_nickname_length:
-            raise ApplicationError(f"nickname is longer than {self.max_nickname_length} characters")
+            raise Refusal(f"nickname is longer than {self.max_nickname_length} characters")
         now_ns = time.time_ns()
         return ChatMessage(
             id=new_object_id(now_ns / 1e9),
@@ -255,13 +248,13 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         return load_object(body)
     except InvalidMessage as exc:
-        raise ApplicationError(f"body is {exc}") from None
+        raise Refusal(f"body is {exc}") from None
 
 
 def _as_member(fields: dict[str, Any], member: Member) -> dict[str, Any]:
     """Return ``fields`` speaking for ``member``; refuse a body claiming someone else."""
     if "memberId" in fields and _member_id(fields) != member.id:
-        raise ApplicationError("memberId does not match the authenticated member")
+        raise Refusal("memberId does not match the authenticated member")
     stamped = {**fields, "memberId": member.id}
     if member.nickname is not None:
         stamped["nickname"] = member.nickname
@@ -273,19 +266,19 @@ def _member_id(fields: dict[str, Any]) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         value = saturating_int(value, 2**63)
     if not isinstance(value, int) or isinstance(value, bool) or not is_long(value):
-        raise ApplicationError("memberId must be a 64-bit integer")
+        raise Refusal("memberId must be a 64-bit integer")
     return value
 
 
 def _required_str(fields: dict[str, Any], key: str) -> str:
     value = fields.get(key)
     if not isinstance(value, str):
-        raise ApplicationError(f"{key} must be a string")
+        raise Refusal(f"{key} must be a string")
     return value
 
 
 def _optional_str(fields: dict[str, Any], key: str) -> str | None:
     value = fields.get(key)
     if value is not None and not isinstance(value, str):
-        raise ApplicationError(f"{key} must be a string")
+        raise Refusal(f"{key} must be a string")
     return value

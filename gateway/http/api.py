@@ -29,7 +29,9 @@ from gateway.chat.routing import RoutingError, parse_room_id
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.numbers import saturating_int
 from gateway.security.access import Access, Caller
-from gateway.transport.sockjs import Route, info_response, route
+from gateway.transport import sockjs
+from gateway.transport.sockjs import Route, route
+from gateway.transport.websocket import StompWebSocket
 from persistence import MessageStore, StoreError
 
 from .backend import BackendApi, BodyError
@@ -56,7 +58,7 @@ _REASONS = {
 }
 
 
-class GatewayConnection(ServerConnection):
+class GatewayConnection(StompWebSocket):
     """
     A ``websockets`` connection whose request may use any method and carry a body.
 
@@ -78,9 +80,6 @@ class GatewayConnection(ServerConnection):
     body = b""
     body_error: BodyError | None = None
     head_error: str | None = None  # why websockets could not read the request head
-    # Set by the STOMP connection once heart-beats are negotiated: takes what
-    # one read brought when it is only a client heart-beat (gateway.transport.websocket).
-    beats: Callable[[bytes], bool] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,7 +87,7 @@ class GatewayConnection(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._held is None:
-            if self._passing and not (self.beats is not None and self.beats(data)):
+            if self._passing:
                 super().data_received(data)
             return
         self._held += data
@@ -286,7 +285,7 @@ class HttpApi:
                 return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining")
             return None  # a WebSocket handshake; websockets answers 426 to others
         if kind is Route.INFO:
-            return info_response()
+            return json_response(http.HTTPStatus.OK, sockjs.info())
         if kind is Route.FALLBACK:
             return error_response(
                 http.HTTPStatus.NOT_FOUND,

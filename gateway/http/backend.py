@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from websockets.http11 import Response
 
 from gateway.chat.routing import RoutingError, parse_room_id
-from gateway.chat.service import ApplicationError, ChatService, local_date_time
+from gateway.chat.service import ChatService, local_date_time
 from gateway.numbers import saturating_int
 from gateway.security.access import Access, Caller
+from gateway.transport.handlers import Refusal
 from kafka_bridge import PublishError
 from persistence import ConnectionLog, MessageStore, PresenceStore
 
@@ -119,7 +120,7 @@ class BackendApi:
                 await done
         except Refused as exc:
             return exc.response
-        except ApplicationError as exc:
+        except Refusal as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, exc.reason)
         except PublishError as exc:
             return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, f"message not sent: {exc}")

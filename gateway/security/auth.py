@@ -11,33 +11,35 @@ configured (RFC 7519 §4.1). Tokens are never logged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, get_args
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.numbers import saturating_int
+from gateway.options import non_negative_float, setting
 from persistence import is_long
 
 from .identity import Member
 
-if TYPE_CHECKING:
-    from gateway.config import Config
-
 __all__ = [
     "ALGORITHMS",
     "CREDENTIAL_HEADERS",
+    "Algorithm",
     "AuthenticationError",
     "Authenticator",
+    "JwtSettings",
     "bearer_token",
     "jwks_file",
     "public_key_file",
 ]
 
-ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+Algorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
 _SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 # CONNECT headers that may carry a token, in the order they are looked at.
 CREDENTIAL_HEADERS = ("Authorization", "authorization", "passcode", "login")
@@ -85,6 +87,69 @@ def _load_jwks(path: str) -> dict[str | None, jwt.PyJWK]:
     return {key.key_id: key for key in keys}
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JwtSettings:
+    """How tokens are checked: the key (at most one of three), the claims, the clock."""
+
+    jwt_secret: str = setting(
+        "",
+        "Shared secret of HS256 tokens; turns authentication on.",
+        metavar="SECRET",
+        secret=True,
+    )
+    jwt_public_key: str = setting(
+        "",
+        "PEM file with the public key of RS256/ES256 tokens; turns authentication on.",
+        public_key_file,
+        metavar="FILE",
+    )
+    jwt_jwks: str = setting(
+        "",
+        "JWKS (JSON) file with the public keys of RS256/ES256 tokens; turns authentication on.",
+        jwks_file,
+        metavar="FILE",
+    )
+    jwt_algorithms: tuple[Algorithm, ...] = setting(
+        ("HS256", "RS256", "ES256"),
+        "Token algorithms accepted (those matching the configured key); repeat for several.",
+        metavar="ALG",
+    )
+    jwt_issuer: str = setting("", "Required iss claim (none: not checked).", metavar="ISS")
+    jwt_audience: str = setting("", "Required aud claim (none: not checked).", metavar="AUD")
+    jwt_leeway: float = setting(
+        0.0,
+        "Seconds of clock skew allowed when checking exp and nbf.",
+        non_negative_float,
+        metavar="S",
+    )
+    jwt_member_claim: str = setting(
+        "sub",
+        "Claim holding the member id (an integer, or a string of digits).",
+        metavar="CLAIM",
+    )
+    jwt_nickname_claim: str = setting(
+        "nickname",
+        "Claim holding the nickname stamped on the member's messages (optional in tokens).",
+        metavar="CLAIM",
+    )
+    jwt_rooms_claim: str = setting(
+        "rooms",
+        "Claim listing the member's room ids, for --room-authorization claim.",
+        metavar="CLAIM",
+    )
+
+    @property
+    def authentication(self) -> bool:
+        """Whether CONNECT must carry a valid token: a key is configured."""
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks)
+
+    def key_conflict(self) -> str | None:
+        """Why the keys cannot be used together, or None."""
+        if sum(map(bool, (self.jwt_secret, self.jwt_public_key, self.jwt_jwks))) > 1:
+            return "give one of --jwt-secret, --jwt-public-key, --jwt-jwks"
+        return None
+
+
 class Authenticator:
     """
     Turns the headers of a CONNECT frame into the :class:`Member` they prove.
@@ -96,12 +161,14 @@ class Authenticator:
 
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: JwtSettings) -> None:
         self.config = config
         symmetric = bool(config.jwt_secret)
         # Only the algorithms the key is meant for: a public key must never
         # verify an HMAC (RFC 8725 §2.1, algorithm confusion).
-        self.algorithms = [a for a in config.jwt_algorithms if (a in _SYMMETRIC) == symmetric]
+        self.algorithms: list[str] = [
+            a for a in config.jwt_algorithms if (a in _SYMMETRIC) == symmetric
+        ]
         if not self.algorithms:
             raise ValueError("no --jwt-algorithms entry fits the configured key")
         self._key: Any = config.jwt_secret or None

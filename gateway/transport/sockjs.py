@@ -12,15 +12,10 @@ client uses the WebSocket transport.
 from __future__ import annotations
 
 import enum
-import http
 import re
 import secrets
 
-from websockets.http11 import Response
-
-from gateway.http.responses import json_response
-
-__all__ = ["Route", "info_response", "route"]
+__all__ = ["Route", "info", "route"]
 
 # SockJS protocol 0.3.3: server and session ids are strings without dots.
 _SESSION = re.compile(r"/([^/.]+)/([^/.]+)/([a-z_]+)")
@@ -53,15 +48,14 @@ def route(path: str, endpoints: frozenset[str]) -> Route | None:
     return None
 
 
-def info_response() -> Response:
+def info() -> dict[str, object]:
     """
-    Answer ``GET {endpoint}/info`` (SockJS protocol 0.3.3, "Info"); the CORS
-    grant with credentials it needs is added as to every HTTP answer.
+    The JSON answer to ``GET {endpoint}/info`` (SockJS protocol 0.3.3, "Info");
+    the CORS grant with credentials it needs is added as to every HTTP answer.
     """
-    body = {
+    return {
         "websocket": True,
         "origins": ["*:*"],
         "cookie_needed": False,
         "entropy": secrets.randbits(32),
     }
-    return json_response(http.HTTPStatus.OK, body)

@@ -1,28 +1,43 @@
 """
-STOMP heart-beats on the WebSocket wire, below the ``websockets`` API.
+The only code below the ``websockets`` public API (tested with websockets 17;
+every check fails safe to the ordinary path if the library's insides change).
 
-An idle connection's only traffic is heart-beats (STOMP 1.2 §Heart-beating:
-a beat is one EOL). Through ``websockets`` each beat costs a frame object, a
-queue, a future and a wake-up of the reader; with 10,000 clients beating
-every 10 s that was most of an idle gateway's CPU. This module, and only it,
-reaches below the library's public API (tested with websockets 17; every
-check fails safe to the ordinary path if the library's insides change):
+An idle connection's only traffic is STOMP heart-beats (STOMP 1.2
+§Heart-beating: a beat is one EOL). Through ``websockets`` each beat costs a
+frame object, a queue, a future and a wake-up of the reader; here:
 
 * :data:`SERVER_BEAT`: the server's beat as a ready-made WebSocket frame,
   written straight to the transport when nothing else can interleave;
 * :func:`client_beat`: recognizes a client's beat as the whole of what one
   read brought (its usual shape: one small masked text frame), when the
   ``websockets`` parser stands between two frames and no fragmented message
-  is in progress, so the bytes can be taken away without it noticing.
+  is in progress, so the bytes can be taken away without it noticing
+  (:class:`StompWebSocket` lets a taker see each read first).
+
+Also the socket's write buffer (:func:`keeps_up`), how a close came about
+(:func:`close_outcome`) and the keepalive pings (:func:`stop_keepalive`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-__all__ = ["SERVER_BEAT", "at_rest", "client_beat", "write_server_beat"]
+from .disconnects import CLIENT_CLOSED, CONNECTION_LOST, Disconnect
+
+__all__ = [
+    "SERVER_BEAT",
+    "StompWebSocket",
+    "at_rest",
+    "client_beat",
+    "close_outcome",
+    "keeps_up",
+    "stop_keepalive",
+    "write_server_beat",
+]
 
 # RFC 6455 §5.2: FIN + text opcode, unmasked (§5.1: a server never masks),
 # 1-byte payload: the EOL of a STOMP heart-beat.
@@ -90,3 +105,45 @@ def _innermost(generator: object) -> object:
     while (inner := getattr(generator, "gi_yieldfrom", None)) is not None:
         generator = inner
     return generator
+
+
+class StompWebSocket(ServerConnection):
+    """A ``websockets`` server connection whose reads :attr:`beats` may take first."""
+
+    # Set by the STOMP connection once client heart-beats are negotiated:
+    # takes what one read brought when it is only a client heart-beat.
+    beats: Callable[[bytes], bool] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.beats is None or not self.beats(data):
+            super().data_received(data)
+
+
+def keeps_up(websocket: ServerConnection) -> bool:
+    """Whether the socket's write buffer is under its high-water mark."""
+    transport = websocket.transport
+    return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+
+
+def close_outcome(websocket: ServerConnection) -> tuple[Disconnect, str]:
+    """
+    The code and reason of a close the gateway did not ask for, and who
+    started it (RFC 6455 §7.1.5): ``websockets`` itself (1009 message too
+    big, 1007 invalid UTF-8, 1011 keepalive timeout), ``gateway``, or the
+    ``client``.
+    """
+    protocol = websocket.protocol
+    sent, received = protocol.close_sent, protocol.close_rcvd
+    if sent is not None and (received is None or not protocol.close_rcvd_then_sent):
+        return Disconnect(sent.code, sent.reason), "gateway"
+    if received is not None:
+        return Disconnect(received.code, received.reason or CLIENT_CLOSED.reason), "client"
+    return CONNECTION_LOST, "client"
+
+
+def stop_keepalive(websocket: ServerConnection) -> None:
+    """Stop the WebSocket pings: the client's heart-beats tell when it is gone."""
+    if (keepalive := websocket.keepalive_task) is not None:
+        keepalive.cancel()
+        # Dropped too: a cancelled task keeps its exception, traceback and frames.
+        websocket.keepalive_task = None

@@ -16,9 +16,9 @@ import pytest
 from gateway import Config, Gateway
 from gateway.config import parse_args
 from protocol import Command, Frame
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 from tests.support import node as nodejs
 from tests.support.node import NodeClient, Spawn
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body, frame_bytes
 
 spawn = nodejs.spawn_fixture("stompjs_client.mjs", "@stomp/stompjs", "ws")

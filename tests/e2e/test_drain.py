@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import signal
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from protocol import Command, Frame
-from tests.conftest import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
-from tests.support.stomp_client import StompTestClient, chat_body, frame_bytes
+from protocol import Command
+from tests.support.servers import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
+from tests.support.stomp_client import StompTestClient, stream, texts
 
 SUBSCRIBERS = 200
 DRAIN_PERIOD = 1.0
@@ -30,27 +29,6 @@ async def subscriber(port: int) -> StompTestClient:
     await client.connect("1.2")
     await client.subscribe(f"/sub/chat/{ROOM}")
     return client
-
-
-async def stream(sender: StompTestClient, sent: dict[str, str]) -> None:
-    """SEND a message every 50 ms, each with a receipt, until the server closes."""
-    for number in itertools.count():
-        text = f"m-{number}"
-        sent[f"r-{number}"] = text
-        request = frame_bytes(
-            "SEND",
-            [("destination", f"/pub/chat/{ROOM}"), ("receipt", f"r-{number}")],
-            chat_body(text),
-        )
-        try:
-            await sender.send_raw(request)
-        except Exception:
-            return
-        await asyncio.sleep(0.05)
-
-
-def texts(frames: list[Frame]) -> list[str]:
-    return [json.loads(f.body)["message"] for f in frames if f.command is Command.MESSAGE]
 
 
 async def readiness_while_draining(gateway: GatewayProcess) -> tuple[int, str]:
@@ -85,7 +63,7 @@ async def test_sigterm_tells_every_client_after_delivering_what_was_acknowledged
     readers = [asyncio.create_task(c.read_until_closed(timeout)) for c in clients]
     sender_reader = asyncio.create_task(sender.read_until_closed(timeout))
     sent: dict[str, str] = {}
-    streaming = asyncio.create_task(stream(sender, sent))
+    streaming = asyncio.create_task(stream(sender, sent, ROOM))
     try:
         await asyncio.sleep(0.5)  # the stream flows
         gateway.process.send_signal(signal.SIGTERM)

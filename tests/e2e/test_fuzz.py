@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 
 from gateway import Config, Gateway
 from protocol import Command
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
 from tests.support.fuzzing import (
     SERVICE_TOKEN,
     TOKEN,
@@ -27,6 +26,7 @@ from tests.support.fuzzing import (
     hostile_inputs,
     send_hostile,
 )
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import StompTestClient
 from tests.support.tokens import SECRET, bearer
 

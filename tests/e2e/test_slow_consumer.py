@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from protocol import Command
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import StompTestClient, connected, frame_bytes
 
 SUBSCRIBERS = 50

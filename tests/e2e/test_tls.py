@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from gateway.config import parse_args
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient
 
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -64,6 +65,19 @@ def test_invalid_configuration_fails_with_one_clear_line(
     (line,) = result.stderr.splitlines()
     assert line.startswith("stomp-gateway: error: ")
     assert reason in line
+
+
+def test_a_port_in_use_fails_with_one_clear_line_and_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [_executable(), "--port", port], capture_output=True, text=True, check=False
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_print_config_shows_the_effective_configuration_with_secrets_masked() -> None:

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import string
+import subprocess
+import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from gateway import Config, Gateway, parse_args
-from gateway.config import ENV_PREFIX, OPTIONS, _readable_file, env_name, printable_config
+from gateway import Config, Gateway, options, parse_args
+from gateway.config import (
+    ENV_PREFIX,
+    OPTIONS,
+    Option,
+    env_name,
+    printable_config,
+)
+from gateway.options import readable_file as _readable_file
+from gateway.transport.framing import SockJSFraming
+from kafka_bridge.settings import KafkaSettings, Partitioner
+from persistence import InMemoryStore
+from protocol import HeartBeatPolicy, Limits
 
 
 def env(**values: str) -> dict[str, str]:
@@ -333,3 +352,164 @@ def test_the_kafka_bus_gets_the_partitioner(partitioner: str) -> None:
     bus = make_bus(config)
     assert isinstance(bus, KafkaBus)
     assert bus.settings.partitioner == partitioner
+
+
+# Properties of the generated option table.
+
+TEXT = st.text(alphabet=string.ascii_letters + string.digits + "._/ -", max_size=20)
+WORD = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=12)
+VALUES: dict[Callable[[str], Any], st.SearchStrategy[Any]] = {
+    str: TEXT,
+    options.positive_int: st.integers(1, 10**9),
+    options.non_negative_int: st.integers(0, 10**9),
+    options.tcp_port: st.integers(0, 65535),
+    options.positive_float: st.floats(1e-3, 1e6),
+    options.non_negative_float: st.floats(0, 1e6),
+    options.tolerance: st.floats(1, 100),
+    options.path_prefix: WORD.map(lambda word: "/" + word.strip("/") if word.strip("/") else "/x"),
+    options.time_zone: st.sampled_from(["UTC", "Asia/Seoul", "Europe/Paris"]),
+    options.header_name: st.text(alphabet=string.ascii_letters + "-_", max_size=12),
+    options.http_url: WORD.map(lambda word: f"https://example.com/{word}"),
+}
+
+
+def values_of(option: Option) -> st.SearchStrategy[Any]:
+    """Valid values of ``option`` (its default alone when it names a file)."""
+    if option.flag:
+        return st.booleans()
+    if option.choices:
+        one: st.SearchStrategy[Any] = st.sampled_from(option.choices)
+    elif option.parse in VALUES:
+        one = VALUES[option.parse] if not option.repeatable else WORD.map(lambda w: "/" + w)
+    else:
+        return st.just(option.default)  # file options: the file must exist
+    if option.repeatable:
+        if option.parse is str and not option.choices:
+            one = WORD
+        return st.lists(one, min_size=1, max_size=3).map(tuple)
+    return one
+
+
+def settings() -> st.SearchStrategy[tuple[Option, Any]]:
+    return st.sampled_from(OPTIONS).flatmap(
+        lambda option: values_of(option).map(lambda value: (option, value))
+    )
+
+
+def as_text(value: Any) -> str:
+    """``value`` as an environment variable gives it (booleans as --print-config does not)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "False"
+    return " , ".join(value) if isinstance(value, tuple) else str(value)
+
+
+def as_argv(option: Option, value: Any) -> list[str]:
+    if option.flag:
+        return [f"--{option.name}" if value else f"--no-{option.name}"]
+    values = value if option.repeatable else (value,)
+    return [f"--{option.name}={item!s}" for item in values]
+
+
+@given(settings())
+def test_every_option_reads_alike_from_its_flag_and_its_variable(
+    setting: tuple[Option, Any],
+) -> None:
+    option, value = setting
+    try:
+        expected = Config(**{option.field: value})
+    except ValueError:  # alone, it contradicts a default (e.g. --workers 2)
+        assume(False)
+    assert parse_args(as_argv(option, value), {}) == expected
+    assert parse_args([], {env_name(option): as_text(value)}) == expected
+    if not option.secret:
+        environ = dict(line.split("=", 1) for line in printable_config(expected).splitlines())
+        assert parse_args([], environ) == expected
+
+
+# What every choice of --room-authorization needs beside it.
+AUTHORIZED = ["--jwt-secret", "s", "--room-authorization-url", "https://example.com/"]
+
+
+@pytest.mark.parametrize(
+    "option", [option for option in OPTIONS if option.choices], ids=lambda option: option.name
+)
+def test_the_choices_are_the_literal_type_and_argparse_accepts_exactly_them(
+    option: Option,
+) -> None:
+    hint = typing.get_type_hints(Config)[option.field]
+    if typing.get_origin(hint) is tuple:
+        hint = typing.get_args(hint)[0]
+    assert option.choices == typing.get_args(hint)
+    for choice in option.choices:
+        config = parse_args([*AUTHORIZED, f"--{option.name}", choice], {})
+        assert getattr(config, option.field) in (choice, (choice,))
+
+
+@given(st.sampled_from([option for option in OPTIONS if option.choices]), WORD)
+def test_a_value_outside_the_choices_is_refused(option: Option, value: str) -> None:
+    assume(value not in option.choices)
+    with pytest.raises(SystemExit):
+        parse_args([f"--{option.name}", value], {})
+    with pytest.raises(SystemExit):
+        parse_args([], {env_name(option): value})
+
+
+def test_the_partitioner_choices_are_the_kafka_bus_partitioners() -> None:
+    [option] = [option for option in OPTIONS if option.name == "partitioner"]
+    assert option.choices == typing.get_args(Partitioner) == ("modulo", "hash", "nginx-hash")
+
+
+COMPONENTS = [Limits(), HeartBeatPolicy(), KafkaSettings(bootstrap="")]
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: type(c).__name__)
+def test_the_default_configuration_builds_the_components_defaults(component: Any) -> None:
+    assert Config().component(type(component)) == component
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: type(c).__name__)
+def test_every_parameter_of_a_component_has_one_option(component: Any) -> None:
+    fed = [
+        declared.parameter
+        for field in dataclasses.fields(Config)
+        if (declared := options.usage(field)).owner is type(component)
+    ]
+    assert sorted(fed) == sorted(field.name for field in dataclasses.fields(component))
+
+
+def test_an_option_owned_by_a_component_has_its_default() -> None:
+    owned = 0
+    for field in dataclasses.fields(Config):
+        declared = options.usage(field)
+        if declared.owner is None:
+            continue
+        default = inspect.signature(declared.owner).parameters[declared.parameter].default
+        assert default in (field.default, inspect.Parameter.empty), field.name
+        owned += 1
+    assert owned >= 15
+    assert Config().sockjs_heartbeat == SockJSFraming().idle_heartbeat_ms
+    store = Config().component(InMemoryStore)
+    assert isinstance(store, InMemoryStore)
+
+
+def test_no_two_sections_declare_the_same_setting() -> None:
+    sections = [base for base in Config.__mro__[1:] if dataclasses.is_dataclass(base)]
+    declared = [field.name for section in sections for field in dataclasses.fields(section)]
+    assert sorted(declared) == sorted(field.name for field in dataclasses.fields(Config))
+
+
+def test_reading_the_configuration_imports_neither_aiokafka_nor_pymongo() -> None:
+    code = "import sys, gateway.cli; assert not {'aiokafka', 'pymongo'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@given(st.sampled_from(OPTIONS), st.text())
+def test_any_text_in_any_option_is_a_configuration_or_a_refusal(option: Option, text: str) -> None:
+    """NUL, CR, LF, huge numbers, nan: a value is read, or refused with exit code 2."""
+    for argv, environ in (([f"--{option.name}={text}"], {}), ([], {env_name(option): text})):
+        if option.flag and argv:
+            continue  # a flag takes no value on the command line
+        try:
+            parse_args(argv, environ)
+        except SystemExit as exc:
+            assert exc.code == 2  # noqa: PT017 - refusing is one of the two good outcomes

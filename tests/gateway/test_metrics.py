@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import Gateway
 from gateway.metrics import Metrics, error_reason
 from protocol import Command
-from tests.conftest import GatewayFactory, http_get
+from tests.support.http import http_get
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body, connected
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -19,10 +19,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from gateway.chat.service import local_date_time, new_object_id
-from tests.conftest import GatewayProcess, GatewaySpawner
-from tests.gateway.http.test_backend import TOKEN, post
 from tests.support import node as nodejs
+from tests.support.http import TOKEN, post
 from tests.support.node import NodeClient, Spawn
+from tests.support.servers import GatewayProcess, GatewaySpawner
 from tests.support.stomp_client import StompTestClient, chat_body
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.timeout(120)]

@@ -20,7 +20,7 @@ import pytest
 
 from gateway import Gateway
 from protocol import Command, Frame
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory, create_kafka_topic
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory, create_kafka_topic
 from tests.support.stomp_client import StompTestClient, chat_body, connected
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.timeout(180)]

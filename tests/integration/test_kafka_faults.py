@@ -30,7 +30,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from protocol import Command
-from tests.conftest import (
+from tests.support.servers import (
     REPO_ROOT,
     UNLIMITED_SENDS_ARGS,
     GatewayProcess,

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from protocol import Command, Frame
-from tests.conftest import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
+from tests.support.servers import UNLIMITED_SENDS_ARGS, GatewayProcess, GatewaySpawner
 from tests.support.stomp_client import StompTestClient, chat_body, connected
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]

@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from websockets.exceptions import ConnectionClosed
 
 from protocol import Command
-from tests.conftest import UNLIMITED_SENDS_ARGS, GatewaySpawner
+from tests.support.servers import UNLIMITED_SENDS_ARGS, GatewaySpawner
 from tests.support.stomp_client import Closed, StompTestClient, chat_body
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]

@@ -25,11 +25,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from gateway import Gateway
 from persistence.mongo import MongoStore
 from protocol import Command
-from tests.conftest import (
+from tests.support.http import http_get
+from tests.support.servers import (
     MONGO_LOCAL,
     UNLIMITED_SENDS,
     GatewayFactory,
-    http_get,
     mongo_local,
     parse_mongo_uri,
     with_database,

@@ -26,7 +26,8 @@ from bson import ObjectId
 
 from gateway import Config, Gateway
 from protocol import Command, Frame
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory, http_get
+from tests.support.http import http_get
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body, connected, payload
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,15 +20,14 @@ from typing import Any
 import pytest
 
 from protocol import Command
-from tests.conftest import (
+from tests.support.servers import (
     STOMP_GATEWAY,
     UNLIMITED_SENDS_ARGS,
     GatewayFactory,
     GatewayProcess,
     GatewaySpawner,
 )
-from tests.e2e.test_drain import stream, texts
-from tests.support.stomp_client import StompTestClient, chat_body, connected, payload
+from tests.support.stomp_client import StompTestClient, chat_body, connected, payload, stream, texts
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -134,7 +133,7 @@ async def test_sigterm_drains_every_worker_and_loses_nothing_acknowledged(
     sender = await connected(gateway.port, clients)
     readers = [asyncio.create_task(c.read_until_closed(WAIT)) for c in [*subscribers, sender]]
     sent: dict[str, str] = {}
-    streaming = asyncio.create_task(stream(sender, sent))
+    streaming = asyncio.create_task(stream(sender, sent, ROOM))
     try:
         await asyncio.sleep(0.5)
         gateway.process.send_signal(signal.SIGTERM)

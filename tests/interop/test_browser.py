@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory, free_port
 from tests.support.node import require_packages
+from tests.support.servers import GatewayFactory, free_port
 from tests.support.stomp_client import StompTestClient
 from tests.support.tokens import SECRET, hs256
 

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
 from tests.support import node as nodejs
-from tests.support.node import SERVER, Event, NodeClient, Spawn, chat_message, wait_registry
+from tests.support.node import Event, NodeClient, Spawn, chat_message, wait_registry
+from tests.support.servers import GatewayFactory
+from tests.support.stomp_client import SERVER
 
 HELLO = "안녕하세요 👋🏽"
 SEED_HEADERS = {"Authorization": "Bearer x"}

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway import Gateway
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
-from tests.gateway.transport.test_websocket import spy_on_beats
 from tests.support import node as nodejs
+from tests.support.beats import spy_on_beats
 from tests.support.node import OBJECT_ID, Event, NodeClient, Spawn, chat_message, wait_registry
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 
 HELLO = "안녕하세요 👋🏽"
 

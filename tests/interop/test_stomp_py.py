@@ -23,8 +23,8 @@ import stomp
 from stomp.utils import Frame
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
-from tests.interop.test_node_clients import OBJECT_ID, chat_message, wait_registry
+from tests.support.node import OBJECT_ID, chat_message, wait_registry
+from tests.support.servers import GatewayFactory
 
 WAIT = 10.0  # seconds any single expected frame may take
 HELLO = "안녕하세요 👋🏽"

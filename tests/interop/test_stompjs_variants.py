@@ -21,9 +21,9 @@ import math
 from typing import Any
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
 from tests.support import node as nodejs
 from tests.support.node import Event, NodeClient, Spawn, chat_message, wait_registry
+from tests.support.servers import GatewayFactory
 
 HELLO = "안녕하세요 👋🏽"
 

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from kafka_bridge import BusError, Delivery, PublishError
 from kafka_bridge.kafka import KafkaBus, KafkaSettings, partition_for
 from protocol import Command
-from tests.conftest import GatewayFactory, create_kafka_topic
+from tests.support.servers import GatewayFactory, create_kafka_topic
 from tests.support.stomp_client import StompTestClient, chat_body
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]

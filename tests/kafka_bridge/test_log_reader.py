@@ -17,7 +17,7 @@ from kafka_bridge import LogRange, LogUnavailable
 from kafka_bridge import kafka as kafka_module
 from kafka_bridge.kafka import LOG_READERS, KafkaBus, KafkaSettings
 from kafka_bridge.log_reader import read_range
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

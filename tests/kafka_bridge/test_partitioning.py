@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kafka_bridge.kafka import as_partitioner, nginx_hash, partition_for
+from kafka_bridge.kafka import nginx_hash, partition_for
 
 # Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java,
 # testMurmur2: key bytes -> murmur2 as a Java (signed 32-bit) int.
@@ -206,13 +206,3 @@ def test_nginx_hash_server_is_partition_mod_servers(room: int, servers: int, mul
 @given(key=st.text(max_size=40))
 def test_nginx_hash_of_any_key_is_15_bits_of_crc32(key: str) -> None:
     assert nginx_hash(key) == (reference_crc32(key.encode()) >> 16) & 0x7FFF
-
-
-@pytest.mark.parametrize("name", ["modulo", "hash", "nginx-hash"])
-def test_as_partitioner_accepts_the_choices(name: str) -> None:
-    assert as_partitioner(name) == name
-
-
-def test_as_partitioner_refuses_an_unknown_name() -> None:
-    with pytest.raises(ValueError, match="unknown partitioner: 'crc'"):
-        as_partitioner("crc")

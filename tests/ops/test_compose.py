@@ -40,10 +40,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import free_port
 from tests.ops.podman import ROOT, Podman, http_status, run, wait_until_serving
 from tests.support import node as nodejs
 from tests.support.node import NodeClient, Spawn
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.kafka, pytest.mark.mongo, pytest.mark.timeout(900)]
 

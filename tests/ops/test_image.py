@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.ops.podman import Podman, wait_until_serving
 from tests.support import node as nodejs
 from tests.support.node import Spawn, chat_message
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(900)]
 

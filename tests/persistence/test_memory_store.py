@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from persistence import ChatMessage, InMemoryStore, MessageStore
-from tests.tracking import tracked_objects
+from tests.support.tracking import tracked_objects
 
 _ids = itertools.count(0x6727A1F0 << 64)
 

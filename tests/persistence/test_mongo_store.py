@@ -23,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from persistence import ChatMessage, MessageStore, StoreError
 from persistence.mongo import MongoStore
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 mongo = pytest.mark.mongo
 

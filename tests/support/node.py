@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.support.stomp_client import CHAT_FIELDS
+from tests.support.stomp_client import CHAT_FIELDS, SERVER
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
@@ -37,7 +37,6 @@ Event = dict[str, Any]
 Spawn = Callable[..., Awaitable["NodeClient"]]
 
 WAIT = 10.0  # seconds any single expected event may take
-SERVER = "stomp-gateway/0.1.0"
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 CREATE_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?")
 # Events a well-behaved session never produces.

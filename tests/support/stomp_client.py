@@ -10,9 +10,10 @@ the test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,16 +25,24 @@ from protocol import Command, Frame, HeartBeat, Limits, Parser
 
 __all__ = [
     "CHAT_FIELDS",
+    "ERRORS",
+    "SERVER",
     "STOMP_SUBPROTOCOLS",
     "TIMEOUT",
+    "ClientFactory",
     "Closed",
     "StompTestClient",
     "chat_body",
+    "chat_text",
     "escape",
     "frame_bytes",
+    "stream",
+    "texts",
 ]
 
 TIMEOUT = 5.0
+SERVER = "stomp-gateway/0.1.0"  # the CONNECTED frame's server header
+ERRORS = "/user/queue/errors"  # where a session's application errors go
 STOMP_SUBPROTOCOLS = [Subprotocol("v10.stomp"), Subprotocol("v11.stomp"), Subprotocol("v12.stomp")]
 
 # The fields of a chat MESSAGE's JSON body, in the seed's order.
@@ -322,6 +331,9 @@ class StompTestClient:
         await self.ws.close()
 
 
+ClientFactory = Callable[..., Awaitable[StompTestClient]]
+
+
 async def connected(port: int, opened: list[StompTestClient]) -> StompTestClient:
     """Open a client, add it to ``opened`` (closed by the ``clients`` fixture), CONNECT 1.2."""
     client = await StompTestClient.open(port)
@@ -335,3 +347,34 @@ def payload(frame: Frame) -> dict[str, Any]:
     assert frame.command is Command.MESSAGE, frame
     body: dict[str, Any] = json.loads(frame.body)
     return body
+
+
+def chat_text(frame: Frame) -> str:
+    """The text of a chat MESSAGE."""
+    text: str = payload(frame)["message"]
+    return text
+
+
+def texts(frames: list[Frame]) -> list[str]:
+    """The texts of the chat MESSAGEs among ``frames``, in order."""
+    return [chat_text(frame) for frame in frames if frame.command is Command.MESSAGE]
+
+
+async def stream(sender: StompTestClient, sent: dict[str, str], room: int) -> None:
+    """
+    SEND a chat message to ``room`` every 50 ms, each with a receipt, until the
+    server closes; ``sent`` maps each receipt id to the message's text.
+    """
+    for number in itertools.count():
+        text = f"m-{number}"
+        sent[f"r-{number}"] = text
+        request = frame_bytes(
+            "SEND",
+            [("destination", f"/pub/chat/{room}"), ("receipt", f"r-{number}")],
+            chat_body(text),
+        )
+        try:
+            await sender.send_raw(request)
+        except Exception:
+            return
+        await asyncio.sleep(0.05)

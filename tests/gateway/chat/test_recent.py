@@ -11,20 +11,8 @@ from hypothesis import strategies as st
 from gateway.chat.recovery import RecentMessages
 from kafka_bridge import Delivery
 from persistence import ChatMessage
-from tests.tracking import tracked_objects
-
-
-def placed(offset: int, room: int = 1) -> ChatMessage:
-    return ChatMessage(
-        id=f"{offset:024x}",
-        chat_room_id=room,
-        member_id=1,
-        nickname="n",
-        message=f"m{offset}",
-        create_at="2024-01-01T00:00:00",
-        partition=0,
-        offset=offset,
-    )
+from tests.support.messages import placed
+from tests.support.tracking import tracked_objects
 
 
 def add(recent: RecentMessages, message: ChatMessage) -> None:

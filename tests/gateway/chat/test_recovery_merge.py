@@ -26,8 +26,7 @@ from gateway.chat.recovery import (
 )
 from kafka_bridge import Delivery, LogRange, LogUnavailable
 from persistence import InMemoryStore
-
-from .test_recent import placed
+from tests.support.messages import placed
 
 ROOM = 7
 OTHER = 8

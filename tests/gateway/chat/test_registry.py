@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.chat.registry import Subscription, SubscriptionRegistry
+from gateway.chat.registry import SubscriptionRegistry
+from gateway.transport.handlers import Subscription
 from protocol import MessageTemplate
 
 

@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.chat.recovery import RecentMessages
-from gateway.chat.registry import Subscription, SubscriptionRegistry
+from gateway.chat.registry import SubscriptionRegistry
 from gateway.chat.routing import Router
-from gateway.chat.service import ApplicationError, ChatService, local_date_time, new_object_id
+from gateway.chat.service import ChatService, local_date_time, new_object_id
+from gateway.transport.handlers import Refusal, Subscription
 from kafka_bridge import Delivery, InMemoryBus
 from persistence import ChatMessage
 from protocol import Frame, MessageTemplate, Parser, message_head
@@ -213,7 +214,7 @@ def test_compose_accepts(
     ],
 )
 def test_compose_refuses(service: ChatService, raw: bytes, reason: str) -> None:
-    with pytest.raises(ApplicationError, match=reason) as info:
+    with pytest.raises(Refusal, match=reason) as info:
         service.compose(1, raw)
     assert info.value.reason == str(info.value)
 
@@ -272,7 +273,7 @@ async def test_send_publishes_and_fans_out(service: ChatService) -> None:
 async def test_send_refused_publishes_nothing(service: ChatService) -> None:
     deliveries: list[Delivery] = []
     service.bus.add_listener(deliveries.append)
-    with pytest.raises(ApplicationError):
+    with pytest.raises(Refusal):
         service.compose(4, b"{}")
     assert deliveries == []
 

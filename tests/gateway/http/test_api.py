@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import UNLIMITED_SENDS, GatewayFactory
+from tests.support.servers import UNLIMITED_SENDS, GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body, frame_bytes
 
 HUGE = "9" * 5000  # digits

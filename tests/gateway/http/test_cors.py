@@ -10,10 +10,9 @@ from __future__ import annotations
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.support.http import exchange
+from tests.support.servers import GatewayFactory
 from tests.support.tokens import SECRET, hs256
-
-from .test_backend import exchange
 
 PAGE = "http://localhost:5173"  # the seed's front end in development
 OTHER = "https://evil.example"

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from gateway import Gateway
-from tests.conftest import GatewayFactory
+from tests.support.http import exchange, post_request
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient, chat_body
 from tests.support.tokens import SECRET, hs256
-
-from .test_backend import exchange, post_request
 
 SERVICE = "s3rvice-token"
 ROOM_RESOURCES = ("/v1/api/chat/{}", "/v1/api/chat/{}/presence")

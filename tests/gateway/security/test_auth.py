@@ -17,7 +17,7 @@ from gateway import Config
 from gateway.config import parse_args
 from gateway.security.auth import AuthenticationError, Authenticator, bearer_token, jwks_file
 from gateway.security.identity import Member
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient, frame_bytes
 from tests.support.tokens import SECRET, bearer, ec_key, hs256, public_pem, rsa_key
 

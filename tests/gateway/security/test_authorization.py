@@ -12,7 +12,7 @@ import pytest
 from gateway.security.authorization import ClaimAuthorizer, HttpAuthorizer
 from gateway.security.identity import Member
 from protocol import Command
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient
 from tests.support.tokens import SECRET, bearer, hs256
 

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from gateway import Gateway
 from gateway.transport.sockjs import Route, route
-from tests.conftest import GatewayFactory
+from tests.support.servers import GatewayFactory
 
 ENDPOINTS = frozenset({"/wss", "/ws"})
 

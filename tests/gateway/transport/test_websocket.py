@@ -10,12 +10,12 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 import gateway.transport.connection
-from gateway.transport.connection import StompConnection
 from gateway.transport.websocket import SERVER_BEAT, client_beat
 from protocol import HeartBeat
-from tests.conftest import GatewayFactory
-from tests.e2e.test_stomp_e2e import eventually
+from tests.support.beats import spy_on_beats
+from tests.support.servers import GatewayFactory
 from tests.support.stomp_client import StompTestClient
+from tests.support.waiting import eventually
 
 
 def masked(payload: bytes, first: int = 0x81, mask: bytes | None = None) -> bytes:
@@ -62,21 +62,6 @@ def test_client_beat_is_a_masked_final_text_frame_of_an_eol(payload: bytes) -> N
 )
 def test_anything_else_is_not_a_client_beat(data: bytes) -> None:
     assert not client_beat(data)
-
-
-def spy_on_beats(connection: StompConnection) -> list[bool]:
-    """Record what the connection's beat taker answered each read of its socket."""
-    websocket = connection.websocket
-    take = getattr(websocket, "beats", None)
-    assert take is not None, "heart-beats negotiated: the socket's reads are looked at"
-    answers: list[bool] = []
-
-    def recorded(data: bytes) -> bool:
-        answers.append(take(data))
-        return answers[-1]
-
-    websocket.beats = recorded  # type: ignore[attr-defined]
-    return answers
 
 
 async def test_client_beats_are_taken_at_the_socket_but_not_an_eol_inside_a_frame(

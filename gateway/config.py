@@ -25,7 +25,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from kafka_bridge.settings import FanOutPartitions, KafkaSettings, Partitioner
 from persistence import InMemoryStore
-from protocol import HeartBeatPolicy, Limits
+from protocol import DuplicatePolicy, HeartBeatPolicy, Limits
 
 from .chat.recovery import RecentMessages
 from .options import (
@@ -68,7 +68,6 @@ FRAME_HEADROOM = 1024
 _URI_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 T = TypeVar("T")
-DuplicatePolicy = Literal["replace", "allow", "reject"]
 SendRatePolicy = Literal["throttle", "reject"]
 RoomAuthorization = Literal["none", "claim", "http"]
 LogLevel = Literal["debug", "info", "warning", "error"]

@@ -29,7 +29,6 @@ from .parser import Limits, Parser
 from .serializer import MessageTemplate, message_head, serialize
 from .session import ServerSession, State, error_frame, receipt_for, receipt_frame
 from .subscriptions import (
-    DUPLICATE_POLICIES,
     Admission,
     DuplicatePolicy,
     PendingAck,
@@ -40,7 +39,6 @@ from .subscriptions import (
 
 __all__ = [
     "CLIENT_COMMANDS",
-    "DUPLICATE_POLICIES",
     "SERVER_COMMANDS",
     "SUPPORTED_VERSIONS",
     "Admission",

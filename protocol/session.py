@@ -308,10 +308,6 @@ class ServerSession:
             ),
         )
 
-    def serialize(self, frame: Frame) -> bytes:
-        """Encode ``frame`` in the negotiated version."""
-        return serialize(frame, self.version)
-
     def send(self, frame: Frame) -> bytes:
         """
         Return the bytes of the server frame ``frame`` in the negotiated version.

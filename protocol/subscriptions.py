@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterator
-from typing import Literal, get_args
+from typing import Literal
 
 from .errors import InvalidFrame, LimitExceeded, LocalProtocolError, Refused
 from .frames import Frame
 from .serializer import message_head
 
 __all__ = [
-    "DUPLICATE_POLICIES",
     "Admission",
     "DuplicatePolicy",
     "PendingAck",
@@ -38,7 +37,6 @@ __all__ = [
 
 # What a second SUBSCRIBE to a destination the session already subscribed to does.
 DuplicatePolicy = Literal["replace", "allow", "reject"]
-DUPLICATE_POLICIES: tuple[DuplicatePolicy, ...] = get_args(DuplicatePolicy)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,10 +135,6 @@ class Subscriptions:
     def pending_acks(self) -> int:
         """Return how many ack keys await an ACK or NACK."""
         return len(self._acks)
-
-    def get(self, subscription_id: str) -> Subscription | None:
-        """Return the live subscription with this id, if any."""
-        return self._live.get(subscription_id)
 
     def of(self, destination: str) -> list[Subscription]:
         """Return the live subscriptions to ``destination``, oldest first."""

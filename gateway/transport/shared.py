@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.metrics import Metrics
-from protocol import HeartBeatPolicy, Limits
+from protocol import DuplicatePolicy, HeartBeatPolicy, Limits
 
 from .flusher import Flusher
 from .handlers import Handlers, Session, SubscriptionIndex
@@ -46,7 +46,7 @@ class ConnectionSettings(OutboundSettings, Protocol):
     def max_subscriptions(self) -> int: ...
 
     @property
-    def duplicate_subscriptions(self) -> str: ...
+    def duplicate_subscriptions(self) -> DuplicatePolicy: ...
 
     @property
     def send_rate(self) -> float: ...

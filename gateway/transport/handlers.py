@@ -82,20 +82,11 @@ class SubscriptionIndex(Protocol):
     def add(self, subscription: Subscription) -> Awaitable[None] | None:
         """Register ``subscription``; return what to await before it is live."""
 
-    def get(self, session: Subscriber, subscription_id: str) -> Subscription | None:
-        """Return the session's subscription with this id, if live."""
-
     def remove(self, session: Subscriber, subscription_id: str) -> Subscription | None:
         """Remove and return the session's subscription with this id, if live."""
 
     def remove_session(self, session: Subscriber) -> int:
         """Remove every subscription of ``session``; return how many there were."""
-
-    def count(self, session: Subscriber) -> int:
-        """Return how many subscriptions ``session`` has."""
-
-    def of(self, session: Subscriber, destination: str) -> list[Subscription]:
-        """Return the session's subscriptions to ``destination``."""
 
 
 # A frame's effect: it runs, then returns what its RECEIPT still awaits (a

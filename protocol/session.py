@@ -98,12 +98,9 @@ class ServerSession:
     One client's STOMP session, as seen by the server.
 
     Args:
-        limits: Parser limits.
+        limits: Bounds on what the client may send.
         heart_beat: The server's heart-beat policy.
         max_transaction_frames: Frames held in all transactions at once.
-        max_bytes_before_connect: Bytes a client may send before its session
-            is connected (heart-beats and a CONNECT cut in pieces included);
-            None: no bound.
         subscriptions: The rules for the session's subscriptions.
 
     Attributes:
@@ -121,13 +118,11 @@ class ServerSession:
         heart_beat: HeartBeatPolicy = DEFAULT_POLICY,
         max_transaction_frames: int = 1024,
         *,
-        max_bytes_before_connect: int | None = None,
         subscriptions: SubscriptionPolicy | None = None,
     ) -> None:
         self.parser = Parser(limits)
         self.policy = heart_beat
         self.max_transaction_frames = max_transaction_frames
-        self.max_bytes_before_connect = max_bytes_before_connect
         self.state = State.CONNECTING
         self.version = "1.0"
         self.heart_beat = (0, 0)
@@ -182,9 +177,9 @@ class ServerSession:
 
     def _count_before_connect(self, data: bytes) -> None:
         """Bound what a client that is not connected makes the server hold and parse."""
-        limit = self.max_bytes_before_connect
-        if self.state is not State.CONNECTING or limit is None:
+        if self.state is not State.CONNECTING:
             return
+        limit = self.parser.limits.max_bytes_before_connect
         self._bytes_before_connect += len(data)
         if self._bytes_before_connect > limit:
             raise LimitExceeded("too much data before CONNECT", details=f"at most {limit} bytes")

@@ -32,7 +32,6 @@ from protocol import (
     Refused,
     ServerSession,
     State,
-    SubscriptionPolicy,
     receipt_for,
 )
 from protocol import Subscription as StompSubscription
@@ -103,7 +102,9 @@ class StompConnection:
         self.framing = framing
         self.id = secrets.token_hex(8)
         self.remote = _address(websocket)
-        self.session = _session(shared)
+        self.session = ServerSession(
+            shared.limits, shared.heart_beat_policy, subscriptions=shared.subscription_policy
+        )
         self._shared = shared
         self._metrics = shared.metrics
         self._loop = asyncio.get_running_loop()
@@ -608,21 +609,6 @@ class StompConnection:
 
 async def _nothing() -> None:
     return None
-
-
-def _session(shared: Shared) -> ServerSession:
-    """A new session under the gateway's limits and subscription rules."""
-    settings = shared.settings
-    return ServerSession(
-        shared.limits,
-        shared.heart_beat_policy,
-        max_bytes_before_connect=settings.max_bytes_before_connect,
-        subscriptions=SubscriptionPolicy(
-            settings.duplicate_subscriptions,
-            settings.max_subscriptions,
-            settings.max_pending_acks,
-        ),
-    )
 
 
 def _address(websocket: ServerConnection) -> str:

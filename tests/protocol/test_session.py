@@ -814,7 +814,7 @@ def test_receipt_for(command: Command) -> None:
 
 
 def test_bytes_before_connect_are_bounded() -> None:
-    session = ServerSession(max_bytes_before_connect=10)
+    session = ServerSession(Limits(max_bytes_before_connect=10))
     assert list(session.receive_data(b"\n" * 10)) == []  # heart-beats count too
     with pytest.raises(LimitExceeded) as info:
         list(session.receive_data(b"\n"))
@@ -826,7 +826,7 @@ def test_bytes_before_connect_are_bounded() -> None:
 
 def test_a_connect_in_pieces_counts_every_piece() -> None:
     connect = b"CONNECT\naccept-version:1.2\n\n\x00"
-    session = ServerSession(max_bytes_before_connect=len(connect) - 1)
+    session = ServerSession(Limits(max_bytes_before_connect=len(connect) - 1))
     _, error = receive_until_error(session, [bytes([b]) for b in connect])
     assert isinstance(error, LimitExceeded)
 
@@ -834,17 +834,19 @@ def test_a_connect_in_pieces_counts_every_piece() -> None:
 def test_the_chunk_holding_the_connect_counts_whole_and_later_ones_not() -> None:
     connect = b"CONNECT\naccept-version:1.2\n\n\x00"
     send = b"SEND\ndestination:/q\n\n\x00"
-    session = ServerSession(max_bytes_before_connect=len(connect + send))
+    session = ServerSession(Limits(max_bytes_before_connect=len(connect + send)))
     assert len(list(session.receive_data(connect + send))) == 2
     assert len(list(session.receive_data(send * 10))) == 10
-    over = ServerSession(max_bytes_before_connect=len(connect + send) - 1)
+    over = ServerSession(Limits(max_bytes_before_connect=len(connect + send) - 1))
     with pytest.raises(LimitExceeded):
         list(over.receive_data(connect + send))
 
 
-def test_no_bound_before_connect_by_default() -> None:
+def test_bytes_before_connect_default_to_16_kib() -> None:
     session = ServerSession()
-    assert list(session.receive_data(b"\n" * 100_000)) == []
+    assert list(session.receive_data(b"\n" * 16 * 1024)) == []
+    with pytest.raises(LimitExceeded):
+        list(session.receive_data(b"\n"))
 
 
 # --- the session's subscriptions ------------------------------------------------------------

@@ -32,6 +32,7 @@ from protocol import (
     Refused,
     ServerSession,
     State,
+    error_frame,
     receipt_for,
 )
 from protocol import Subscription as StompSubscription
@@ -220,8 +221,7 @@ class StompConnection:
         self.log.event(
             logging.INFO, "error", "error remote=%s: %s", self.remote, error, reason=error.message
         )
-        self._metrics.frames_sent[Command.ERROR] += 1
-        self._outbound.enqueue(self.session.fail(error), Kind.TEXT)
+        self._send(error_frame(error))  # the session is closed once its ERROR is sent
         self.close(disconnect(error.message))
 
     # Reading.
@@ -299,7 +299,7 @@ class StompConnection:
             for action in actions:
                 if (done := await action()) is not None:
                     pending.append(done)
-        except (Refusal, Refused) as exc:
+        except Refused as exc:  # the application's (Refusal) or the session's
             refused = exc.reason
         except ProtocolError as exc:
             if exc.receipt_id is None:
@@ -405,7 +405,8 @@ class StompConnection:
         Check ``frame`` and return what carries out its effect.
 
         Raises:
-            Refusal: The application refuses the frame.
+            Refused: The application (a Refusal) or the session (over its
+                subscription cap) refuses the frame.
             ProtocolError: The frame breaks the protocol.
 
         """

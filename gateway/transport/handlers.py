@@ -34,17 +34,14 @@ __all__ = [
 ]
 
 
-class Refusal(Exception):
+class Refusal(protocol.Refused):
     """
     The application refuses a frame; the session goes on.
 
     The client is told ``reason`` on its errors destination, with the frame's
-    receipt id, instead of a RECEIPT (Spring's way; see the README).
+    receipt id, instead of a RECEIPT (Spring's way; see the README), as for
+    the session's own refusals (:class:`protocol.Refused`).
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Subscriber(Hashable, Protocol):

@@ -504,11 +504,13 @@ class StompConnection:
         """Queue a MESSAGE for one of this session's subscriptions."""
         if self._outbound.closing is not None:
             return
-        try:
-            ack = self.session.subscriptions.deliver(subscription, template.message_id)
-        except LimitExceeded as exc:
-            self.fail(exc)
-            return
+        ack = None
+        if subscription.ack_mode != "auto":  # the fan-out's common case awaits no ACK
+            try:
+                ack = self.session.subscriptions.deliver(subscription, template.message_id)
+            except LimitExceeded as exc:
+                self.fail(exc)
+                return
         head = subscription.head
         if subscription.note:
             head, subscription.note = head + subscription.note, b""

@@ -3,7 +3,9 @@ One client connection: WebSocket messages in, STOMP frames acted upon, bytes out
 
 The read loop feeds the sans-I/O :class:`protocol.ServerSession` and carries
 out each frame: the application's part through its
-:class:`~gateway.transport.handlers.Handlers`, subscriptions and acks here.
+:class:`~gateway.transport.handlers.Handlers`, subscriptions and acks by the
+rules of the session's :class:`protocol.Subscriptions`, kept in step with the
+gateway's subscription index.
 RECEIPTs leave in the frames' order (:mod:`gateway.transport.receipts`);
 everything going out is queued without waiting (:mod:`gateway.transport.outbound`).
 """

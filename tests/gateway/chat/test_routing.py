@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from gateway.chat.routing import (
-    ERRORS_DESTINATION,
-    MAX_ROOM_ID,
-    Route,
-    Router,
-    RoutingError,
-    parse_room_id,
-)
+from gateway.chat.ids import MAX_ROOM_ID
+from gateway.chat.routing import ERRORS_DESTINATION, Route, Router, RoutingError
 
 
 @pytest.fixture
@@ -135,27 +127,3 @@ def test_custom_prefixes() -> None:
         router.route_send("/pub/chat/9")
     with pytest.raises(RoutingError, match="not allowed"):
         router.route_send("/queue/x")
-
-
-@pytest.mark.parametrize(("text", "value"), [("1", 1), ("42", 42), (str(MAX_ROOM_ID), MAX_ROOM_ID)])
-def test_parse_room_id(text: str, value: int) -> None:
-    assert parse_room_id(text) == value
-
-
-def test_max_room_id_is_a_java_long() -> None:
-    assert MAX_ROOM_ID == 9_223_372_036_854_775_807
-
-
-@given(st.integers(1, MAX_ROOM_ID))
-def test_parse_room_id_round_trip(room_id: int) -> None:
-    assert parse_room_id(str(room_id)) == room_id
-
-
-@given(st.text(max_size=30))
-def test_parse_room_id_refuses_or_returns_a_valid_room(text: str) -> None:
-    valid = text.isascii() and text.isdigit() and not text.startswith("0")
-    if valid and int(text) <= MAX_ROOM_ID:
-        assert parse_room_id(text) == int(text)
-    else:
-        with pytest.raises(RoutingError, match="invalid room id"):
-            parse_room_id(text)

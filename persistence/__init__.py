@@ -6,7 +6,7 @@ from .bounded_json import InvalidJson, load_json
 from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
 from .messages import ChatMessage, ChatRow, InvalidMessage, id_and_room, is_long, load_object
-from .presence import InMemoryPresence, PresenceStore
+from .presence_store import InMemoryPresence, PresenceStore
 from .store import MessageStore, StoreError
 
 __all__ = [

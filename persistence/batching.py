@@ -3,7 +3,7 @@ Write-behind: writes kept off the hot path, done in a task of their own and retr
 
 - :func:`retrying` awaits one write until it succeeds, with backoff: nothing
   accepted is dropped because the store was away for a while.
-- :class:`FlushLoop` runs a ``flush`` shortly after each :meth:`~FlushLoop.poke`
+- :class:`WriteLoop` runs a ``flush`` shortly after each :meth:`~WriteLoop.poke`
   (so changes arriving together go in one batch), and every ``every`` seconds
   if asked: for callers that keep their pending changes themselves.
 - :class:`WriteBehind` keeps a queue of items and hands them to a writer a
@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 from .store import StoreError
 
-__all__ = ["FlushLoop", "WriteBehind", "retrying"]
+__all__ = ["WriteBehind", "WriteLoop", "retrying"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ async def retrying(
         delay = min(delay * 2, most)
 
 
-class FlushLoop:
+class WriteLoop:
     """
     Runs ``flush`` in a task of its own.
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .ids import InvalidId, parse_room_id
 
-__all__ = ["ERRORS_DESTINATION", "Route", "Router", "RoutingError"]
+__all__ = ["ERRORS_DESTINATION", "Router", "RoutingError", "SendTarget"]
 
 ERRORS_DESTINATION = "/user/queue/errors"
 USER_PREFIX = "/user/"
@@ -25,7 +25,7 @@ class RoutingError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Route:
+class SendTarget:
     """Where a SEND goes: a chat room, the ping, or a broker destination."""
 
     kind: Literal["chat", "ping", "broker"]
@@ -66,7 +66,7 @@ class Router:
         """Return the destination the room's messages are delivered to."""
         return f"{self._room_prefix}{room_id}"
 
-    def route_send(self, destination: str) -> Route:
+    def route_send(self, destination: str) -> SendTarget:
         """
         Return where a client SEND to ``destination`` goes.
 
@@ -78,14 +78,14 @@ class Router:
         if destination.startswith(app):
             name = destination[len(app) :]
             if name == "ping":
-                return Route("ping")
+                return SendTarget("ping")
             if name.startswith("chat/"):
-                return Route("chat", _room_id(name[len("chat/") :]))
+                return SendTarget("chat", _room_id(name[len("chat/") :]))
             raise RoutingError(f"unknown destination {destination!r}")
         if self._under_broker(destination):
             if not self.allow_broker_send:
                 raise RoutingError(f"SEND to broker destination {destination!r} is not allowed")
-            return Route("broker")
+            return SendTarget("broker")
         raise RoutingError(f"unknown destination {destination!r}")
 
     def check_subscribe(self, destination: str) -> None:

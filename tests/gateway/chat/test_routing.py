@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.chat.ids import MAX_ROOM_ID
-from gateway.chat.routing import ERRORS_DESTINATION, Route, Router, RoutingError
+from gateway.chat.routing import ERRORS_DESTINATION, Router, RoutingError, SendTarget
 
 
 @pytest.fixture
@@ -22,13 +22,13 @@ def test_destinations(router: Router) -> None:
 @pytest.mark.parametrize(
     ("destination", "route"),
     [
-        ("/pub/ping", Route("ping")),
-        ("/pub/chat/1", Route("chat", 1)),
-        ("/pub/chat/4", Route("chat", 4)),
-        (f"/pub/chat/{MAX_ROOM_ID}", Route("chat", MAX_ROOM_ID)),
+        ("/pub/ping", SendTarget("ping")),
+        ("/pub/chat/1", SendTarget("chat", 1)),
+        ("/pub/chat/4", SendTarget("chat", 4)),
+        (f"/pub/chat/{MAX_ROOM_ID}", SendTarget("chat", MAX_ROOM_ID)),
     ],
 )
-def test_route_send(router: Router, destination: str, route: Route) -> None:
+def test_route_send(router: Router, destination: str, route: SendTarget) -> None:
     assert router.route_send(destination) == route
 
 
@@ -68,8 +68,8 @@ def test_route_send_refused(router: Router, destination: str, reason: str) -> No
 
 def test_broker_send_allowed() -> None:
     router = Router("/pub", ("/sub", "/topic"), allow_broker_send=True)
-    assert router.route_send("/sub/chat/1") == Route("broker")
-    assert router.route_send("/topic/news") == Route("broker")
+    assert router.route_send("/sub/chat/1") == SendTarget("broker")
+    assert router.route_send("/topic/news") == SendTarget("broker")
     with pytest.raises(RoutingError, match="unknown destination"):
         router.route_send("/subx/y")
     with pytest.raises(RoutingError, match="unknown destination"):
@@ -115,8 +115,8 @@ def test_check_subscribe_refuses(router: Router, destination: str) -> None:
 
 def test_custom_prefixes() -> None:
     router = Router("/app", ("/topic", "/queue"), allow_broker_send=False)
-    assert router.route_send("/app/chat/9") == Route("chat", 9)
-    assert router.route_send("/app/ping") == Route("ping")
+    assert router.route_send("/app/chat/9") == SendTarget("chat", 9)
+    assert router.route_send("/app/ping") == SendTarget("ping")
     assert router.room_destination(9) == "/topic/chat/9"
     assert router.pong_destination == "/topic/pong"
     router.check_subscribe("/queue/chat/abc")  # rooms live under the first prefix only

@@ -8,8 +8,8 @@ reads the body of other requests, rewrites their request line to GET and
 remembers the real method, so :meth:`HttpApi.process_request` can answer
 them (a POST of a message, CORS preflights with 204, the rest with 405)
 instead of the client seeing a bare 400. Every answer carries the CORS grant
-of :class:`~gateway.http_responses.Cors`; the chat resources read what the
-caller may (:class:`~gateway.access.Access`).
+of :class:`~gateway.http.responses.Cors`; the chat resources read what the
+caller may (:class:`~gateway.security.access.Access`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,15 @@ from __future__ import annotations
 from .bounded_json import InvalidJson, load_json
 from .connections import ConnectionLog, InMemoryConnectionLog, LastConnect
 from .memory import InMemoryStore
-from .messages import ChatMessage, ChatRow, InvalidMessage, id_and_room, is_long, load_object
+from .messages import (
+    ChatMessage,
+    ChatRow,
+    InvalidMessage,
+    id_and_room,
+    is_long,
+    load_object,
+    local_date_time,
+)
 from .presence_store import InMemoryPresence, PresenceStore
 from .store import MessageStore, StoreError
 
@@ -26,4 +34,5 @@ __all__ = [
     "is_long",
     "load_json",
     "load_object",
+    "local_date_time",
 ]

@@ -11,22 +11,21 @@ backend defines them (shared/seed-contract.md):
   :func:`new_object_id`);
 - ``createAt``: a local date-time without offset (:func:`local_date_time`).
 
-Java longs are BSON's int64 too (:func:`persistence.is_long`): an id the store
-could not keep is refused here, before anything is published.
+The store reads and writes ids and ``createAt`` as well, and persistence/
+imports nothing from gateway/: :func:`persistence.is_long` (a Java long is
+BSON's int64) and :func:`persistence.local_date_time` are defined there, and
+this module is where the gateway takes them from.
 """
 
 from __future__ import annotations
 
-import datetime
-import functools
 import itertools
 import os
 import re
 import time
-import zoneinfo
 
 from gateway.numbers import saturating_int
-from persistence import is_long
+from persistence import is_long, local_date_time
 
 __all__ = [
     "MAX_ROOM_ID",
@@ -83,20 +82,3 @@ def new_object_id(now: float | None = None) -> str:
     seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
     counter = next(_COUNTER) & 0xFFFFFF
     return (seconds.to_bytes(4, "big") + _PROCESS_UNIQUE + counter.to_bytes(3, "big")).hex()
-
-
-def local_date_time(epoch_ns: int, zone: zoneinfo.ZoneInfo) -> str:
-    """
-    Format an instant as the seed's ``createAt``: a local date-time without
-    offset, seconds always shown, the fraction in its shortest exact form
-    (Java's ``DateTimeFormatter.ISO_LOCAL_DATE_TIME``).
-    """
-    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    text = _local_second(seconds, zone)
-    return f"{text}.{nanos:09d}".rstrip("0") if nanos else text
-
-
-@functools.lru_cache(maxsize=4)
-def _local_second(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
-    """The formatted second, computed once for all the messages of that second."""
-    return datetime.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%dT%H:%M:%S")

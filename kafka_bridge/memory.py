@@ -6,22 +6,18 @@ import dataclasses
 import time
 from collections.abc import Awaitable
 
-from persistence.batching import WriteBehind
-
+from .batch_queue import BatchQueue
 from .bus import BatchHandler, Delivery, FanOutCounts, Listener, LogRange, LogUnavailable
 
 __all__ = ["InMemoryBus"]
 
-# Seconds: the first and the longest wait before a failed batch is handed over again.
-_BACKOFF = (0.2, 30.0)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Group:
-    """A durable listener: the records it has not finished with, written behind."""
+    """A durable listener: the records it has not finished with."""
 
     name: str
-    records: WriteBehind[Delivery]
+    records: BatchQueue
 
 
 class InMemoryBus:
@@ -74,8 +70,7 @@ class InMemoryBus:
         return FanOutCounts()
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
-        records = WriteBehind(handler, "durable-listener", backoff=_BACKOFF)
-        self._groups.append(_Group(group, records))
+        self._groups.append(_Group(group, BatchQueue(handler, "durable-listener")))
 
     def durable_lag(self) -> int:
         return sum(len(group.records) for group in self._groups)

@@ -1,35 +1,29 @@
 """
-Write-behind: writes kept off the hot path, done in a task of their own and retried.
+Writes to a store kept off the hot path, done in a task of their own and retried.
 
 - :func:`retrying` awaits one write until it succeeds, with backoff: nothing
   accepted is dropped because the store was away for a while.
 - :class:`WriteLoop` runs a ``flush`` shortly after each :meth:`~WriteLoop.poke`
   (so changes arriving together go in one batch), and every ``every`` seconds
   if asked: for callers that keep their pending changes themselves.
-- :class:`WriteBehind` keeps a queue of items and hands them to a writer a
-  batch at a time, in the order they came.
 
-The helper lives here, in the package that stores, because kafka_bridge/ and
-persistence/ import nothing from gateway/: the gateway's persister and the
-in-memory bus's durable listeners use it from here.
+The gateway's persister retries its batches with :func:`retrying` too; the
+queue that hands it batches in order is :class:`kafka_bridge.batch_queue.BatchQueue`
+(kafka_bridge/ and persistence/ import nothing from each other).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
 
 from .store import StoreError
 
-__all__ = ["WriteBehind", "WriteLoop", "retrying"]
+__all__ = ["WriteLoop", "retrying"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def _never() -> bool:
@@ -132,75 +126,3 @@ class WriteLoop:
             await asyncio.sleep(self.delay)
             self._wakeup.clear()
             await retrying(self.flush, self.name, backoff=(self.delay, self.max_backoff))
-
-
-class WriteBehind(Generic[T]):
-    """
-    Queues items and hands them to ``write`` a batch at a time, in order, in a
-    task of its own; a batch is retried (see :func:`retrying`) until written,
-    and items added meanwhile wait for the next batch.
-
-    Args:
-        write: Writes one batch.
-        name: For the task and the log.
-        backoff: The first and the longest wait between two attempts of a batch.
-
-    """
-
-    def __init__(
-        self,
-        write: Callable[[list[T]], Awaitable[None]],
-        name: str,
-        *,
-        backoff: tuple[float, float],
-    ) -> None:
-        self.write = write
-        self.name = name
-        self.backoff = backoff
-        self._pending: list[T] = []
-        self._in_flight: list[T] = []  # being written
-        self._closing = False
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def __len__(self) -> int:
-        """Items added and not written yet."""
-        return len(self._in_flight) + len(self._pending)
-
-    def __iter__(self) -> Iterator[T]:
-        """Items added and not written yet, oldest first."""
-        yield from self._in_flight
-        yield from self._pending
-
-    def add(self, item: T) -> None:
-        self._pending.append(item)
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def close(self) -> None:
-        """Stop the task, then write what is queued (once: a failure is logged)."""
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._drain()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            await self._drain()
-
-    async def _drain(self) -> None:
-        while self._in_flight or self._pending:
-            if not self._in_flight:
-                self._in_flight, self._pending = self._pending, []
-            await retrying(
-                functools.partial(self.write, self._in_flight),
-                f"{self.name}: writing {len(self._in_flight)} items",
-                backoff=self.backoff,
-                stopping=lambda: self._closing,
-            )
-            self._in_flight = []

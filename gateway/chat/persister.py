@@ -17,8 +17,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from kafka_bridge import Delivery, MessageBus
+from kafka_bridge.batch_queue import BatchQueue
 from persistence import ChatMessage, InvalidMessage, MessageStore
-from persistence.batching import WriteBehind, retrying
+from persistence.batching import retrying
 
 __all__ = ["GROUP", "Persister"]
 
@@ -44,7 +45,7 @@ class Persister:
         self.store = store
         self._closing = False
         # With a store of its own: the deliveries not stored yet.
-        self._local = WriteBehind(self._save, "persister", backoff=BACKOFF)
+        self._local = BatchQueue(self._save, "persister")
         self._handed: dict[int, int] = {}  # per partition: the offset after the last collected
         if store.shared:
             bus.add_durable_listener(GROUP, self._save)

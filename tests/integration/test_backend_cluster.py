@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.chat.service import local_date_time, new_object_id
+from gateway.chat.ids import local_date_time, new_object_id
 from tests.support import node as nodejs
 from tests.support.http import TOKEN, post
 from tests.support.node import NodeClient, Spawn

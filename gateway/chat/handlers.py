@@ -202,7 +202,7 @@ class ChatHandlers:
             subscription.session.deliver(subscription, template)
 
     def on_refused(self, reason: str, receipt: str | None) -> None:
-        """Tell the client on its errors destination, Spring's way (see README)."""
+        """Tell the client on its errors destination, Spring's way (see docs/clients.md)."""
         headers = [("message", reason)]
         if receipt is not None:
             headers.append(("receipt-id", receipt))

@@ -1,5 +1,5 @@
 """
-The HTTP resources other services use (see README, Backend integration):
+The HTTP resources other services use (see docs/mongodb.md, Backend integration):
 posting into a room, presence, and the data behind unread badges.
 
 - ``POST /v1/api/chat/{roomId}/messages``: a chat message, as a SEND would

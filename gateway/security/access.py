@@ -1,5 +1,5 @@
 """
-Who calls the chat REST resources, and what they may read (README, Security).
+Who calls the chat REST resources, and what they may read (docs/security.md).
 
 With authentication on, ``/v1/api/chat/...`` take the token a CONNECT takes,
 as ``Authorization: Bearer <token>`` (RFC 6750 §2.1), checked by the same

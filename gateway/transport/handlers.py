@@ -38,7 +38,7 @@ class Refusal(Exception):
     The application refuses a frame; the session goes on.
 
     The client is told ``reason`` on its errors destination, with the frame's
-    receipt id, instead of a RECEIPT (Spring's way; see the README).
+    receipt id, instead of a RECEIPT (Spring's way; see docs/clients.md).
     """
 
     def __init__(self, reason: str) -> None:

@@ -61,7 +61,7 @@ async def eventually(check: Any, what: str, timeout: float = WAIT) -> None:
 
 
 async def produce(bootstrap: str, topic: str, room: int, text: str) -> dict[str, Any]:
-    """Produce a chat message straight to the topic, as the README documents."""
+    """Produce a chat message straight to the topic, as docs/mongodb.md documents."""
     message = {
         "id": new_object_id(),
         "chatRoomId": room,

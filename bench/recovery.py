@@ -32,8 +32,8 @@ import time
 import uuid
 from collections.abc import Awaitable
 
+from gateway.chat.ids import new_object_id
 from gateway.chat.recovery import MAX_RECOVERED, RecentMessages, recover
-from gateway.chat.service import new_object_id
 from kafka_bridge.kafka import KafkaBus, KafkaSettings
 from persistence import ChatMessage, InMemoryStore
 

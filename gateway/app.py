@@ -49,6 +49,7 @@ from .transport.connection import SERVER_NAME, StompConnection
 from .transport.flusher import Flusher
 from .transport.framing import Framing, RawFraming, SockJSFraming
 from .transport.heartbeats import HeartBeatWheel, tick_for
+from .transport.peers import remote_host
 from .transport.shared import Shared
 from .transport.sockjs import Route
 from .workers import WorkerMetrics
@@ -332,12 +333,13 @@ class Gateway:
             refused = [origin for origin in origins if not self.http.cors.allows(origin)]
             if refused:
                 origin = refused[0]
-                logger.info("refused origin %r remote=%s", origin, _host(connection))
+                logger.info("refused origin %r remote=%s", origin, remote_host(connection))
                 self.metrics.refused("origin not allowed")
                 refusal = error_response(http.HTTPStatus.FORBIDDEN, f"origin {origin} not allowed")
                 return self.http.cors.grant(refusal, origin)
-        if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(_host(connection)):
-            logger.warning("refused connection: too many from %s", _host(connection))
+        host = remote_host(connection)
+        if kind in (Route.RAW, Route.SOCKJS) and self.connection_counts.full(host):
+            logger.warning("refused connection: too many from %s", host)
             self.metrics.refused("too many connections per address")
             return error_response(
                 http.HTTPStatus.TOO_MANY_REQUESTS,
@@ -355,12 +357,12 @@ class Gateway:
             websocket.response.headers.clear()
         connection = StompConnection(websocket, framing, self._shared)
         self.connections.add(connection)
-        self.connection_counts.opened(_host(websocket))
+        self.connection_counts.opened(remote_host(websocket))
         self._idle.clear()
         try:
             await connection.run()
         finally:
-            self.connection_counts.closed(_host(websocket))
+            self.connection_counts.closed(remote_host(websocket))
             self.connections.discard(connection)
             if not self.connections:
                 self._idle.set()
@@ -416,9 +418,3 @@ async def _share_metrics(metrics: WorkerMetrics) -> None:
     while True:
         metrics.share()
         await asyncio.sleep(metrics.SHARE_INTERVAL)
-
-
-def _host(connection: ServerConnection) -> str:
-    """The remote IP address of ``connection`` (without the port)."""
-    address = connection.remote_address
-    return str(address[0]) if isinstance(address, tuple) else str(address)

@@ -745,7 +745,7 @@ def _mask_uri_password(text: str) -> str:
 
 
 def options_table() -> str:
-    """Return the Markdown table of options that the README carries."""
+    """Return the Markdown table of options that docs/configuration.md carries."""
     rows = [
         "| Option | Environment variable | Default | Meaning |",
         "|---|---|---|---|",

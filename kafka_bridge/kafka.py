@@ -45,11 +45,10 @@ logger = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
 
-# Fetching in batches: each fetch costs a round trip and its parsing, and the
-# broker answers one with fetch_min_bytes=1 as soon as a single record is
-# there, so under load every record was a fetch of its own for each consumer.
-# The broker now holds a fetch until enough bytes are there or the wait is up:
-# the wait bounds the latency this adds. The fan-out's is what a subscriber
+# Fetching in batches: each fetch costs a round trip and its parsing, so the
+# broker holds a fetch until fetch_min_bytes are there or fetch_max_wait_ms is
+# up (with fetch_min_bytes=1 it would answer each record with a fetch of its
+# own under load): the wait bounds the latency this adds. The fan-out's is what a subscriber
 # may notice; the persister's only delays storing (and is one stored batch).
 FAN_OUT_FETCH = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 5}
 PERSISTER_FETCH = {"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": 100}

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable
 
+from .batch_queue import BatchQueue
 from .bus import BatchHandler, Delivery, FanOutCounts, Listener, LogRange, LogUnavailable
 
 __all__ = ["InMemoryBus"]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Group:
-    """A durable listener: the records it has not taken yet, and its task."""
+    """A durable listener: the records it has not finished with."""
 
-    def __init__(self, name: str, handler: BatchHandler) -> None:
-        self.name = name
-        self.handler = handler
-        self.pending: list[Delivery] = []
-        self.in_flight: list[Delivery] = []
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            await self.drain()
-
-    async def drain(self) -> None:
-        while self.pending:
-            self.in_flight, self.pending = self.pending, []
-            await self.handler(self.in_flight)
-            self.in_flight = []
+    name: str
+    records: BatchQueue
 
 
 class InMemoryBus:
@@ -54,14 +39,11 @@ class InMemoryBus:
 
     async def start(self) -> None:
         for group in self._groups:
-            group.task = asyncio.create_task(group.run(), name="durable-listener")
+            group.records.start()
 
     async def close(self) -> None:
         for group in self._groups:
-            if group.task is not None:
-                group.task.cancel()
-                await asyncio.gather(group.task, return_exceptions=True)
-            await group.drain()
+            await group.records.close()
 
     async def publish(self, key: str, value: bytes) -> None:
         """Deliver at once: the record is as durable as it gets before this returns."""
@@ -72,8 +54,7 @@ class InMemoryBus:
         for listener in self._listeners:
             listener(delivery)
         for group in self._groups:
-            group.pending.append(delivery)
-            group.wakeup.set()
+            group.records.add(delivery)
 
     def add_listener(self, listener: Listener, *, keyed: bool = False) -> None:
         """Listeners get every record: there is nothing to fetch, nothing to save by skipping."""
@@ -89,19 +70,17 @@ class InMemoryBus:
         return FanOutCounts()
 
     def add_durable_listener(self, group: str, handler: BatchHandler) -> None:
-        self._groups.append(_Group(group, handler))
+        self._groups.append(_Group(group, BatchQueue(handler, "durable-listener")))
 
     def durable_lag(self) -> int:
-        return sum(len(group.pending) + len(group.in_flight) for group in self._groups)
+        return sum(len(group.records) for group in self._groups)
 
     async def durable_position(self, group: str, partition: int) -> int | None:
         """The first record the group has not finished with, or the next one to be published."""
         named = [g for g in self._groups if g.name == group]
         if not named:
             return None
-        unfinished = [
-            (g.in_flight or g.pending)[0].offset for g in named if g.in_flight or g.pending
-        ]
+        unfinished = [next(iter(g.records)).offset for g in named if g.records]
         return min(unfinished, default=self._last_offset + 1)
 
     def fan_out_lag(self) -> dict[int, int]:

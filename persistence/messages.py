@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import re
 from typing import Any
 
@@ -10,7 +12,15 @@ import orjson
 
 from .bounded_json import InvalidJson, load_json
 
-__all__ = ["ChatMessage", "ChatRow", "InvalidMessage", "id_and_room", "is_long", "load_object"]
+__all__ = [
+    "ChatMessage",
+    "ChatRow",
+    "InvalidMessage",
+    "id_and_room",
+    "is_long",
+    "load_object",
+    "local_date_time",
+]
 
 # A ChatMessage's fields in order, as a tuple of atoms: what long-lived buffers keep.
 # CPython's collector stops tracking a tuple holding only atoms (str, int, None),
@@ -189,6 +199,23 @@ def load_object(data: bytes, *, utf8_only: bool = False) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InvalidMessage("not a JSON object")
     return obj
+
+
+def local_date_time(epoch_ns: int, zone: datetime.tzinfo) -> str:
+    """
+    Format an instant as the seed's ``createAt``: a local date-time without
+    offset, seconds always shown, the fraction in its shortest exact form
+    (Java's ``DateTimeFormatter.ISO_LOCAL_DATE_TIME``).
+    """
+    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
+    text = _local_second(seconds, zone)
+    return f"{text}.{nanos:09d}".rstrip("0") if nanos else text
+
+
+@functools.lru_cache(maxsize=4)
+def _local_second(seconds: int, zone: datetime.tzinfo) -> str:
+    """The formatted second, computed once for all the messages of that second."""
+    return datetime.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def is_long(value: int) -> bool:

@@ -23,10 +23,12 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from .messages import ChatMessage
+from .messages import ChatMessage, local_date_time
 from .store import StoreError
 
 __all__ = ["DUPLICATE_KEY", "MongoStore", "reading"]
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +231,5 @@ def _local_date_time(value: Any, zone: datetime.tzinfo) -> str:
     """
     if not isinstance(value, datetime.datetime):
         return "" if value is None else str(value)
-    local = value.astimezone(zone)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{local.microsecond:06d}".rstrip("0") if local.microsecond else text
+    microseconds = (value - _EPOCH) // datetime.timedelta(microseconds=1)
+    return local_date_time(microseconds * 1000, zone)

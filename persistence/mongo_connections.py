@@ -17,7 +17,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from .batching import FlushLoop
+from .batching import WriteLoop
 from .connections import MAX_MEMBER_ROOMS, LastConnect
 from .mongo import reading
 
@@ -46,7 +46,7 @@ class MongoConnectionLog:
         self._collection = database[collection]
         self._pending: dict[int, LastConnect] = {}
         self._joined: dict[int, set[int]] = {}
-        self._loop = FlushLoop(self._flush, "connection-log")
+        self._loop = WriteLoop(self._flush, "connection-log")
         self._indexed = False
 
     async def start(self) -> None:

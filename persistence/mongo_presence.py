@@ -9,7 +9,7 @@ rows of instances whose lease has expired, so the members of a crashed
 instance vanish at most one TTL after its last renewal; live instances then
 delete the expired instances' rows (FerretDB has no TTL indexes, so this is
 done by hand). Joins and leaves are written behind in batches within
-:data:`~persistence.batching.FlushLoop` delay.
+:data:`~persistence.batching.WriteLoop` delay.
 
 After an outage longer than the TTL another instance may have deleted this
 one's rows: the next two renewals rewrite all of them (a new ``epoch``, then
@@ -27,7 +27,7 @@ from typing import Any
 from pymongo import ASCENDING, DeleteOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .batching import FlushLoop
+from .batching import WriteLoop
 from .mongo import reading
 from .store import StoreError
 
@@ -40,7 +40,7 @@ Key = tuple[int, int]  # (room, member)
 
 class MongoPresence:
     """
-    A :class:`~persistence.presence.PresenceStore` shared by every instance.
+    A :class:`~persistence.presence_store.PresenceStore` shared by every instance.
 
     Args:
         database: The gateway's database.
@@ -59,7 +59,7 @@ class MongoPresence:
         self._resyncs = 1  # the first renewal writes every row
         self._renewed = -ttl  # monotonic time of the last successful renewal
         self._indexed = False
-        self._loop = FlushLoop(self._flush, "presence", every=ttl / 3)
+        self._loop = WriteLoop(self._flush, "presence", every=ttl / 3)
 
     async def start(self) -> None:
         self._loop.start()

@@ -32,12 +32,13 @@ from kafka_bridge import LogUnavailable, MessageBus, PublishError
 from persistence import ChatMessage, ConnectionLog, LastConnect, MessageStore, StoreError
 from protocol import Command, Frame, InvalidFrame, MessageTemplate
 
+from .ids import long_id, new_object_id
 from .persister import Persister
 from .presence import PresenceTracker
 from .recovery import NOT_RECOVERED, Recovery, recover
 from .registry import SubscriptionRegistry
 from .routing import ERRORS_DESTINATION, Router, RoutingError
-from .service import ChatService, new_object_id
+from .service import ChatService
 
 __all__ = ["RECOVERED_HEADER", "RECOVERY_HEADER", "Chat", "ChatHandlers"]
 
@@ -123,9 +124,11 @@ class ChatHandlers:
         value = frame.get(name) if name else None
         if value is None:
             return None
-        if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        # A member id's rule, in at most 18 digits (the header's bound).
+        member_id = long_id(value) if len(value) <= 18 else None
+        if member_id is None:
             raise InvalidFrame("invalid member", details=f"{name} must be a member id (an integer)")
-        return Member(int(value))
+        return Member(member_id)
 
     def on_connected(self) -> None:
         if self.member is not None:
@@ -199,7 +202,7 @@ class ChatHandlers:
             subscription.session.deliver(subscription, template)
 
     def on_refused(self, reason: str, receipt: str | None) -> None:
-        """Tell the client on its errors destination, Spring's way (see README)."""
+        """Tell the client on its errors destination, Spring's way (see docs/clients.md)."""
         headers = [("message", reason)]
         if receipt is not None:
             headers.append(("receipt-id", receipt))

@@ -17,15 +17,17 @@ import logging
 from collections.abc import AsyncIterator
 
 from kafka_bridge import Delivery, MessageBus
-from persistence import ChatMessage, InvalidMessage, MessageStore, StoreError
+from kafka_bridge.batch_queue import BatchQueue
+from persistence import ChatMessage, InvalidMessage, MessageStore
+from persistence.batching import retrying
 
 __all__ = ["GROUP", "Persister"]
 
 logger = logging.getLogger(__name__)
 
 GROUP = "stomp-gateway-persister"
-MAX_BACKOFF = 30.0
-CHUNK = 500  # records parsed, encoded and inserted at once: about 5 ms of work
+BACKOFF = (0.2, 30.0)  # seconds: the first and the longest wait before storing again
+CHUNK = 500  # records parsed, encoded and inserted in one turn of the event loop
 
 
 class Persister:
@@ -42,11 +44,9 @@ class Persister:
         self.bus = bus
         self.store = store
         self._closing = False
-        self._local: list[Delivery] = []
-        self._batch: list[Delivery] = []  # being stored
+        # With a store of its own: the deliveries not stored yet.
+        self._local = BatchQueue(self._save, "persister")
         self._handed: dict[int, int] = {}  # per partition: the offset after the last collected
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         if store.shared:
             bus.add_durable_listener(GROUP, self._save)
         else:
@@ -57,7 +57,7 @@ class Persister:
         """Messages on the bus not yet in the store."""
         if self.store.shared:
             return self.bus.durable_lag()
-        return len(self._local) + len(self._batch)
+        return len(self._local)
 
     async def stored_before(self, partition: int) -> int | None:
         """
@@ -67,14 +67,14 @@ class Persister:
         """
         if self.store.shared:
             return await self.bus.durable_position(GROUP, partition)
-        for delivery in (*self._batch, *self._local):
+        for delivery in self._local:
             if delivery.partition == partition:
                 return delivery.offset  # records of a partition come in order
         return self._handed.get(partition)
 
     def start(self) -> None:
         if not self.store.shared:
-            self._task = asyncio.create_task(self._run_local(), name="persister")
+            self._local.start()
 
     def stop_retrying(self) -> None:
         """From now on, what the store refuses stays on the bus only."""
@@ -83,57 +83,37 @@ class Persister:
     async def close(self) -> None:
         """Store what this instance still holds (once), then stop."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._drain_local()
+        await self._local.close()
 
     def _collect(self, delivery: Delivery) -> None:
-        self._local.append(delivery)
+        self._local.add(delivery)
         self._handed[delivery.partition] = delivery.offset + 1
-        self._wakeup.set()
-
-    async def _run_local(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            await self._drain_local()
-
-    async def _drain_local(self) -> None:
-        while self._local:
-            self._batch, self._local = self._local, []
-            await self._save(self._batch)
-            self._batch = []
 
     async def _save(self, deliveries: list[Delivery]) -> None:
+        """
+        Store ``deliveries``; return once the store has them, or at shutdown.
+        Whatever the store raises, the batch is retried: nothing the bus
+        handed over is skipped.
+        """
         chunks = [chunk async for chunk in _parsed_chunks(deliveries)]
-        messages = [message for chunk in chunks for message in chunk]
-        delay = 0.2
-        while True:
-            try:
-                for chunk in chunks:  # each encoded in a loop turn of its own
-                    await self.store.save(chunk)
-                return
-            except StoreError as exc:
-                if self._closing:
-                    logger.error("%d messages not stored at shutdown: %s", len(messages), exc)
-                    return
-                logger.warning(
-                    "cannot store %d messages (lag %d), retrying in %.1f s: %s",
-                    len(messages),
-                    self.lag,
-                    delay,
-                    exc,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
+
+        async def save_chunks() -> None:
+            for chunk in chunks:  # each encoded in a loop turn of its own
+                await self.store.save(chunk)
+
+        count = sum(map(len, chunks))
+        await retrying(
+            save_chunks, f"storing {count} messages", backoff=BACKOFF, stopping=self._stopping
+        )
+
+    def _stopping(self) -> bool:
+        return self._closing
 
 
 async def _parsed_chunks(deliveries: list[Delivery]) -> AsyncIterator[list[ChatMessage]]:
     """
-    The messages of ``deliveries``, CHUNK at a time, a chunk per loop turn: a
-    Kafka batch of 5,000 records parsed in one go held every connection of
-    the instance up for 50-170 ms.
+    The messages of ``deliveries``, CHUNK at a time, a chunk per loop turn, so
+    that parsing a large Kafka batch never holds up the instance's connections.
     """
     for start in range(0, len(deliveries), CHUNK):
         chunk = deliveries[start : start + CHUNK]

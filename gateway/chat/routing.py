@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from gateway.numbers import saturating_int
+from .ids import InvalidId, parse_room_id
 
-__all__ = ["ERRORS_DESTINATION", "Route", "Router", "RoutingError"]
+__all__ = ["ERRORS_DESTINATION", "Router", "RoutingError", "SendTarget"]
 
 ERRORS_DESTINATION = "/user/queue/errors"
 USER_PREFIX = "/user/"
-MAX_ROOM_ID = 2**63 - 1  # the seed's rooms are Java longs
 
 
 class RoutingError(ValueError):
@@ -26,7 +25,7 @@ class RoutingError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Route:
+class SendTarget:
     """Where a SEND goes: a chat room, the ping, or a broker destination."""
 
     kind: Literal["chat", "ping", "broker"]
@@ -60,14 +59,14 @@ class Router:
             return None
         try:
             return parse_room_id(destination[len(self._room_prefix) :])
-        except RoutingError:
+        except InvalidId:
             return None
 
     def room_destination(self, room_id: int) -> str:
         """Return the destination the room's messages are delivered to."""
         return f"{self._room_prefix}{room_id}"
 
-    def route_send(self, destination: str) -> Route:
+    def route_send(self, destination: str) -> SendTarget:
         """
         Return where a client SEND to ``destination`` goes.
 
@@ -79,14 +78,14 @@ class Router:
         if destination.startswith(app):
             name = destination[len(app) :]
             if name == "ping":
-                return Route("ping")
+                return SendTarget("ping")
             if name.startswith("chat/"):
-                return Route("chat", parse_room_id(name[len("chat/") :]))
+                return SendTarget("chat", _room_id(name[len("chat/") :]))
             raise RoutingError(f"unknown destination {destination!r}")
         if self._under_broker(destination):
             if not self.allow_broker_send:
                 raise RoutingError(f"SEND to broker destination {destination!r} is not allowed")
-            return Route("broker")
+            return SendTarget("broker")
         raise RoutingError(f"unknown destination {destination!r}")
 
     def check_subscribe(self, destination: str) -> None:
@@ -99,7 +98,7 @@ class Router:
 
         """
         if destination.startswith(self._room_prefix):
-            parse_room_id(destination[len(self._room_prefix) :])
+            _room_id(destination[len(self._room_prefix) :])
         elif not (self._under_broker(destination) or destination.startswith(USER_PREFIX)):
             raise RoutingError(f"cannot subscribe to {destination!r}")
 
@@ -107,17 +106,8 @@ class Router:
         return any(destination.startswith(prefix + "/") for prefix in self.broker_prefixes)
 
 
-def parse_room_id(text: str) -> int:
-    """
-    Return the room id in ``text``: a positive integer that fits a Java long.
-
-    Raises:
-        RoutingError: Anything else.
-
-    """
-    if not (text.isascii() and text.isdigit()) or text.startswith("0"):
-        raise RoutingError(f"invalid room id {text[:40]!r}: expected a positive integer")
-    room_id = saturating_int(text, MAX_ROOM_ID + 1)
-    if room_id > MAX_ROOM_ID:
-        raise RoutingError(f"invalid room id {text[:40]!r}: too large")
-    return room_id
+def _room_id(text: str) -> int:
+    try:
+        return parse_room_id(text)
+    except InvalidId as exc:
+        raise RoutingError(str(exc)) from None

@@ -4,58 +4,27 @@ The chat path, in one place: SEND -> chat message -> bus -> fan-out, and bus -> 
 
 from __future__ import annotations
 
-import datetime
-import functools
-import itertools
 import logging
-import os
 import time
 import zoneinfo
 from collections.abc import Awaitable
 from typing import Any
 
 from gateway.metrics import Metrics
-from gateway.numbers import saturating_int
 from gateway.security.identity import Member
 from gateway.transport.handlers import Refusal
 from kafka_bridge import Delivery, MessageBus
 from persistence import ChatMessage, InvalidMessage, id_and_room, is_long, load_object
 from protocol import MessageTemplate
 
+from .ids import local_date_time, long_id, new_object_id
 from .recovery import RecentMessages
 from .registry import SubscriptionRegistry
 from .routing import Router
 
-__all__ = ["ChatService", "local_date_time", "new_object_id"]
+__all__ = ["ChatService"]
 
 logger = logging.getLogger(__name__)
-
-_PROCESS_UNIQUE = os.urandom(5)
-_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
-
-
-def new_object_id(now: float | None = None) -> str:
-    """Return a fresh MongoDB ObjectId in hex: time, process, counter."""
-    seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
-    counter = next(_COUNTER) & 0xFFFFFF
-    return (seconds.to_bytes(4, "big") + _PROCESS_UNIQUE + counter.to_bytes(3, "big")).hex()
-
-
-def local_date_time(epoch_ns: int, zone: zoneinfo.ZoneInfo) -> str:
-    """
-    Format an instant as the seed's ``createAt``: a local date-time without
-    offset, seconds always shown, the fraction in its shortest exact form
-    (Java's ``DateTimeFormatter.ISO_LOCAL_DATE_TIME``).
-    """
-    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    text = _local_second(seconds, zone)
-    return f"{text}.{nanos:09d}".rstrip("0") if nanos else text
-
-
-@functools.lru_cache(maxsize=4)
-def _local_second(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
-    """The formatted second: messages of one second share it (the profile's top chat cost)."""
-    return datetime.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class ChatService:
@@ -262,12 +231,10 @@ def _as_member(fields: dict[str, Any], member: Member) -> dict[str, Any]:
 
 
 def _member_id(fields: dict[str, Any]) -> int:
-    value = fields.get("memberId")
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = saturating_int(value, 2**63)
-    if not isinstance(value, int) or isinstance(value, bool) or not is_long(value):
+    member_id = long_id(fields.get("memberId"))
+    if member_id is None:
         raise Refusal("memberId must be a 64-bit integer")
-    return value
+    return member_id
 
 
 def _required_str(fields: dict[str, Any], key: str) -> str:

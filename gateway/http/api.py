@@ -8,8 +8,8 @@ reads the body of other requests, rewrites their request line to GET and
 remembers the real method, so :meth:`HttpApi.process_request` can answer
 them (a POST of a message, CORS preflights with 204, the rest with 405)
 instead of the client seeing a bare 400. Every answer carries the CORS grant
-of :class:`~gateway.http_responses.Cors`; the chat resources read what the
-caller may (:class:`~gateway.access.Access`).
+of :class:`~gateway.http.responses.Cors`; the chat resources read what the
+caller may (:class:`~gateway.security.access.Access`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from websockets.exceptions import SecurityError
 from websockets.http11 import Request, Response
 from websockets.streams import StreamReader
 
-from gateway.chat.routing import RoutingError, parse_room_id
+from gateway.chat.ids import OBJECT_ID
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.numbers import saturating_int
 from gateway.security.access import Access, Caller
@@ -35,6 +35,7 @@ from gateway.transport.websocket import StompWebSocket
 from persistence import MessageStore, StoreError
 
 from .backend import BackendApi, BodyError
+from .params import room_id, single
 from .responses import Cors, Refused, error_response, json_response, plain_response
 from .static import load_static_files
 
@@ -43,7 +44,6 @@ __all__ = ["GatewayConnection", "HttpApi", "single_header"]
 _CHAT_API = "/v1/api/chat/"
 _HISTORY = re.compile(r"/v1/api/chat/([^/]+)")
 _CATCH_UP = re.compile(r"/v1/api/chat/([^/]+)/messages")
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _MAX_REQUEST_LINE = 8192
@@ -333,9 +333,9 @@ class HttpApi:
         match = history or catch_up
         if match is None:
             return None
-        room_id = _room(match[1])
-        await self.access.check_room(caller, room_id)
-        return await (self._history if history else self._catch_up)(room_id, query)
+        room = room_id(match[1])
+        await self.access.check_room(caller, room)
+        return await (self._history if history else self._catch_up)(room, query)
 
     async def _post_message(
         self, room: str, connection: ServerConnection, request: Request
@@ -353,17 +353,17 @@ class HttpApi:
         response.headers["Connection"] = "close"  # the body ends this connection's reading
         return response
 
-    async def _history(self, room_id: int, query: dict[str, list[str]]) -> Response:
+    async def _history(self, room: int, query: dict[str, list[str]]) -> Response:
         messages = await self.store.history(
-            room_id, before=_message_id(query, "before"), limit=_limit(query)
+            room, before=_message_id(query, "before"), limit=_limit(query)
         )
         return json_response(http.HTTPStatus.OK, [message.to_dict() for message in messages])
 
-    async def _catch_up(self, room_id: int, query: dict[str, list[str]]) -> Response:
+    async def _catch_up(self, room: int, query: dict[str, list[str]]) -> Response:
         after = _message_id(query, "after")
         if after is None:
             raise BadRequest("after is required: the id of the last message the client has")
-        messages = await self.store.after(room_id, after, _limit(query))
+        messages = await self.store.after(room, after, _limit(query))
         if messages is None:
             return error_response(
                 http.HTTPStatus.NOT_FOUND, f"unknown message {after}: reload the history"
@@ -371,31 +371,15 @@ class HttpApi:
         return json_response(http.HTTPStatus.OK, [message.to_dict() for message in messages])
 
 
-def _room(text: str) -> int:
-    try:
-        return parse_room_id(text)
-    except RoutingError as exc:
-        raise BadRequest(str(exc)) from None
-
-
 def _message_id(query: dict[str, list[str]], name: str) -> str | None:
-    value = _single(query, name)
-    if value is not None and not _OBJECT_ID.fullmatch(value):
+    value = single(query, name)
+    if value is not None and not OBJECT_ID.fullmatch(value):
         raise BadRequest(f"{name} must be a message id (24 lowercase hex digits)")
     return value
 
 
-def _single(query: dict[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    if values is None:
-        return None
-    if len(values) > 1:
-        raise BadRequest(f"{name} given more than once")
-    return values[0]
-
-
 def _limit(query: dict[str, list[str]]) -> int:
-    text = _single(query, "limit")
+    text = single(query, "limit")
     if text is None:
         return DEFAULT_LIMIT
     limit = saturating_int(text, MAX_LIMIT + 1) if text.isascii() and text.isdigit() else 0

@@ -1,5 +1,5 @@
 """
-The HTTP resources other services use (see README, Backend integration):
+The HTTP resources other services use (see docs/mongodb.md, Backend integration):
 posting into a room, presence, and the data behind unread badges.
 
 - ``POST /v1/api/chat/{roomId}/messages``: a chat message, as a SEND would
@@ -22,14 +22,14 @@ from collections.abc import Mapping
 
 from websockets.http11 import Response
 
-from gateway.chat.routing import RoutingError, parse_room_id
-from gateway.chat.service import ChatService, local_date_time
-from gateway.numbers import saturating_int
+from gateway.chat.ids import local_date_time, long_id
+from gateway.chat.service import ChatService
 from gateway.security.access import Access, Caller
 from gateway.transport.handlers import Refusal
 from kafka_bridge import PublishError
 from persistence import ConnectionLog, MessageStore, PresenceStore
 
+from .params import room_id, single
 from .responses import Refused, error_response, json_response
 
 __all__ = ["MAX_ROOMS", "BackendApi", "BodyError"]
@@ -90,10 +90,10 @@ class BackendApi:
         if path == _LAST_MESSAGE:
             return await self._last_messages(query, caller)
         if match := _PRESENCE.fullmatch(path):
-            room_id = _room(match[1])
-            await self.access.check_room(caller, room_id)
-            members = await self.presence.members(room_id)
-            return json_response(http.HTTPStatus.OK, {"chatRoomId": room_id, "memberIds": members})
+            room = room_id(match[1])
+            await self.access.check_room(caller, room)
+            members = await self.presence.members(room)
+            return json_response(http.HTTPStatus.OK, {"chatRoomId": room, "memberIds": members})
         return None
 
     async def member_rooms(self, member: Caller, member_id: int) -> list[int]:
@@ -114,7 +114,7 @@ class BackendApi:
             self._check_service(authorization)
             if body_error is not None:
                 raise Refused(*body_error)
-            message = self.chat.compose(_room(room), body)
+            message = self.chat.compose(room_id(room), body)
             done = await self.chat.publish(message)
             if done is not None:
                 await done
@@ -185,32 +185,24 @@ class BackendApi:
         )
 
 
-def _room(text: str) -> int:
-    try:
-        return parse_room_id(text)
-    except RoutingError as exc:
-        raise Refused(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
-
-
-def _one(query: Mapping[str, list[str]], name: str) -> str:
-    values = query.get(name, [])
-    if len(values) != 1:
-        raise Refused(http.HTTPStatus.BAD_REQUEST, f"{name} is required, once")
-    return values[0]
+def _required(query: Mapping[str, list[str]], name: str) -> str:
+    value = single(query, name)
+    if value is None:
+        raise Refused(http.HTTPStatus.BAD_REQUEST, f"{name} is required")
+    return value
 
 
 def _member_id(query: Mapping[str, list[str]]) -> int:
-    text = _one(query, "memberId")
-    # Member ids are Java longs in the seed, and BSON stores no more than 64 bits.
-    if not (text.isascii() and text.isdigit()) or saturating_int(text, 2**63) >= 2**63:
+    member_id = long_id(_required(query, "memberId"))
+    if member_id is None:
         raise Refused(http.HTTPStatus.BAD_REQUEST, "memberId must be an integer from 0 to 2^63 - 1")
-    return int(text)
+    return member_id
 
 
 def _rooms(query: Mapping[str, list[str]]) -> list[int]:
-    parts = [part for part in _one(query, "rooms").split(",") if part]
+    parts = [part for part in _required(query, "rooms").split(",") if part]
     if not 1 <= len(parts) <= MAX_ROOMS:
         raise Refused(
             http.HTTPStatus.BAD_REQUEST, f"rooms must list 1 to {MAX_ROOMS} room ids, e.g. 1,2,3"
         )
-    return list(dict.fromkeys(map(_room, parts)))
+    return list(dict.fromkeys(map(room_id, parts)))

@@ -1,10 +1,10 @@
 """
-Who calls the chat REST resources, and what they may read (README, Security).
+Who calls the chat REST resources, and what they may read (docs/security.md).
 
 With authentication on, ``/v1/api/chat/...`` take the token a CONNECT takes,
 as ``Authorization: Bearer <token>`` (RFC 6750 §2.1), checked by the same
-:class:`~gateway.auth.Authenticator`, and a room's resources the same room
-check as a SUBSCRIBE (:class:`~gateway.authorization.RoomAuthorizer`).
+:class:`~gateway.security.auth.Authenticator`, and a room's resources the same room
+check as a SUBSCRIBE (:class:`~gateway.security.authorization.RoomAuthorizer`).
 A member reads the rooms it may use and its own last connection; a service
 presenting ``--service-token`` reads everything. With authentication off
 everyone reads everything, as in the seed.

@@ -20,9 +20,8 @@ from typing import Any, Literal, get_args
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from gateway.numbers import saturating_int
+from gateway.chat.ids import long_id
 from gateway.options import non_negative_float, setting
-from persistence import is_long
 
 from .identity import Member
 
@@ -219,7 +218,7 @@ class Authenticator:
 
     def _member(self, claims: dict[str, Any]) -> Member:
         config = self.config
-        member_id = _integer(claims.get(config.jwt_member_claim))
+        member_id = long_id(claims.get(config.jwt_member_claim))
         if member_id is None:
             raise AuthenticationError(
                 f"claim {config.jwt_member_claim} is not an integer member id"
@@ -250,19 +249,11 @@ def _token(headers: Mapping[str, str]) -> str:
     raise AuthenticationError("no token: send Authorization: Bearer <token>")
 
 
-def _integer(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = saturating_int(value, 2**63)
-    if isinstance(value, int) and not isinstance(value, bool) and is_long(value):
-        return value
-    return None
-
-
 def _rooms(claims: dict[str, Any], claim: str) -> frozenset[int] | None:
     listed = claims.get(claim)
     if listed is None:
         return None
-    rooms = [_integer(room) for room in listed] if isinstance(listed, list) else [None]
+    rooms = [long_id(room) for room in listed] if isinstance(listed, list) else [None]
     if None in rooms:
         raise AuthenticationError(f"claim {claim} is not a list of room ids")
     return frozenset(room for room in rooms if room is not None)

@@ -39,8 +39,8 @@ class Refusal(protocol.Refused):
     The application refuses a frame; the session goes on.
 
     The client is told ``reason`` on its errors destination, with the frame's
-    receipt id, instead of a RECEIPT (Spring's way; see the README), as for
-    the session's own refusals (:class:`protocol.Refused`).
+    receipt id, instead of a RECEIPT (Spring's way; see docs/clients.md), as
+    for the session's own refusals (:class:`protocol.Refused`).
     """
 
 

@@ -1,15 +1,14 @@
 """
 One timer for every session's heart-beats (STOMP 1.2 §Heart-beating).
 
-A timer per connection, re-armed after every beat, cost a timer handle and a
-heap operation per beat: with 10,000 idle clients on 10 s beats, a fifth of an
-idle gateway's CPU. Here sessions wait in slots of :attr:`HeartBeatWheel.tick`
-seconds and one timer serves the earliest slot. A session is filed in the slot
-its next deadline falls in, so it is looked at up to one tick before it: a
-beat due within the tick is sent then (early, never late, keeps the promise
-to send "at least every" interval), and a silence deadline not yet reached
-is looked at again on the next tick (a timeout noticed up to one tick late,
-within the tolerance anyway).
+One timer serves every session, so a beat costs no timer handle and no heap
+operation of its own (bench/README.md has the figures). Sessions wait in slots
+of :attr:`HeartBeatWheel.tick` seconds and the timer serves the earliest slot.
+A session is filed in the slot its next deadline falls in, so it is looked at
+up to one tick before it: a beat due within the tick is sent then (early,
+never late, keeps the promise to send "at least every" interval), and a
+silence deadline not yet reached is looked at again on the next tick (a
+timeout noticed up to one tick late, within the tolerance anyway).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.chat.service import local_date_time, new_object_id
+from gateway.chat.ids import local_date_time, new_object_id
 from tests.support import node as nodejs
 from tests.support.http import TOKEN, post
 from tests.support.node import NodeClient, Spawn
@@ -61,7 +61,7 @@ async def eventually(check: Any, what: str, timeout: float = WAIT) -> None:
 
 
 async def produce(bootstrap: str, topic: str, room: int, text: str) -> dict[str, Any]:
-    """Produce a chat message straight to the topic, as the README documents."""
+    """Produce a chat message straight to the topic, as docs/mongodb.md documents."""
     message = {
         "id": new_object_id(),
         "chatRoomId": room,

@@ -326,7 +326,7 @@ async def missed_after_anchor(
 async def test_more_than_1000_missed_is_not_recovered(
     make_gateway: GatewayFactory, store_options: dict[str, Any], clients: list[StompTestClient]
 ) -> None:
-    """The README: more than 1000 missed messages give ``x-recovered: false``."""
+    """docs/recovery.md: more than 1000 missed messages give ``x-recovered: false``."""
     gateway = await make_gateway(**store_options)
     anchor, _ = await missed_after_anchor(gateway, clients, 13, 1001)
     again = await connected(gateway.port, clients)

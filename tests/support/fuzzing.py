@@ -47,7 +47,7 @@ __all__ = [
     "send_hostile",
 ]
 
-# Every ERROR message the gateway may send (README, "Errors: what the client sees").
+# Every ERROR message the gateway may send (docs/clients.md, "Errors: what the client sees").
 DOCUMENTED_ERRORS = frozenset(
     {
         "already connected",

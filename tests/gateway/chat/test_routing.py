@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from gateway.chat.routing import (
-    ERRORS_DESTINATION,
-    MAX_ROOM_ID,
-    Route,
-    Router,
-    RoutingError,
-    parse_room_id,
-)
+from gateway.chat.ids import MAX_ROOM_ID
+from gateway.chat.routing import ERRORS_DESTINATION, Router, RoutingError, SendTarget
 
 
 @pytest.fixture
@@ -30,13 +22,13 @@ def test_destinations(router: Router) -> None:
 @pytest.mark.parametrize(
     ("destination", "route"),
     [
-        ("/pub/ping", Route("ping")),
-        ("/pub/chat/1", Route("chat", 1)),
-        ("/pub/chat/4", Route("chat", 4)),
-        (f"/pub/chat/{MAX_ROOM_ID}", Route("chat", MAX_ROOM_ID)),
+        ("/pub/ping", SendTarget("ping")),
+        ("/pub/chat/1", SendTarget("chat", 1)),
+        ("/pub/chat/4", SendTarget("chat", 4)),
+        (f"/pub/chat/{MAX_ROOM_ID}", SendTarget("chat", MAX_ROOM_ID)),
     ],
 )
-def test_route_send(router: Router, destination: str, route: Route) -> None:
+def test_route_send(router: Router, destination: str, route: SendTarget) -> None:
     assert router.route_send(destination) == route
 
 
@@ -76,8 +68,8 @@ def test_route_send_refused(router: Router, destination: str, reason: str) -> No
 
 def test_broker_send_allowed() -> None:
     router = Router("/pub", ("/sub", "/topic"), allow_broker_send=True)
-    assert router.route_send("/sub/chat/1") == Route("broker")
-    assert router.route_send("/topic/news") == Route("broker")
+    assert router.route_send("/sub/chat/1") == SendTarget("broker")
+    assert router.route_send("/topic/news") == SendTarget("broker")
     with pytest.raises(RoutingError, match="unknown destination"):
         router.route_send("/subx/y")
     with pytest.raises(RoutingError, match="unknown destination"):
@@ -123,8 +115,8 @@ def test_check_subscribe_refuses(router: Router, destination: str) -> None:
 
 def test_custom_prefixes() -> None:
     router = Router("/app", ("/topic", "/queue"), allow_broker_send=False)
-    assert router.route_send("/app/chat/9") == Route("chat", 9)
-    assert router.route_send("/app/ping") == Route("ping")
+    assert router.route_send("/app/chat/9") == SendTarget("chat", 9)
+    assert router.route_send("/app/ping") == SendTarget("ping")
     assert router.room_destination(9) == "/topic/chat/9"
     assert router.pong_destination == "/topic/pong"
     router.check_subscribe("/queue/chat/abc")  # rooms live under the first prefix only
@@ -135,27 +127,3 @@ def test_custom_prefixes() -> None:
         router.route_send("/pub/chat/9")
     with pytest.raises(RoutingError, match="not allowed"):
         router.route_send("/queue/x")
-
-
-@pytest.mark.parametrize(("text", "value"), [("1", 1), ("42", 42), (str(MAX_ROOM_ID), MAX_ROOM_ID)])
-def test_parse_room_id(text: str, value: int) -> None:
-    assert parse_room_id(text) == value
-
-
-def test_max_room_id_is_a_java_long() -> None:
-    assert MAX_ROOM_ID == 9_223_372_036_854_775_807
-
-
-@given(st.integers(1, MAX_ROOM_ID))
-def test_parse_room_id_round_trip(room_id: int) -> None:
-    assert parse_room_id(str(room_id)) == room_id
-
-
-@given(st.text(max_size=30))
-def test_parse_room_id_refuses_or_returns_a_valid_room(text: str) -> None:
-    valid = text.isascii() and text.isdigit() and not text.startswith("0")
-    if valid and int(text) <= MAX_ROOM_ID:
-        assert parse_room_id(text) == int(text)
-    else:
-        with pytest.raises(RoutingError, match="invalid room id"):
-            parse_room_id(text)

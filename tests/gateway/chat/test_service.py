@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import itertools
 import json
 import logging
 import re
@@ -13,108 +12,19 @@ import zoneinfo
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from gateway.chat.recovery import RecentMessages
 from gateway.chat.registry import SubscriptionRegistry
 from gateway.chat.routing import Router
-from gateway.chat.service import ChatService, local_date_time, new_object_id
+from gateway.chat.service import ChatService
 from gateway.transport.handlers import Refusal, Subscription
 from kafka_bridge import Delivery, InMemoryBus
 from persistence import ChatMessage
 from protocol import Frame, MessageTemplate, Parser, message_head
 
-UTC = zoneinfo.ZoneInfo("UTC")
 SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
-SECOND = 1_000_000_000
-
-
-# local_date_time
-
-
-@pytest.mark.parametrize(
-    ("epoch_ns", "zone", "expected"),
-    [
-        (0, UTC, "1970-01-01T00:00:00"),
-        (0, SEOUL, "1970-01-01T09:00:00"),
-        (500_000_000, UTC, "1970-01-01T00:00:00.5"),
-        (120_000_000, UTC, "1970-01-01T00:00:00.12"),
-        (123_456_789, UTC, "1970-01-01T00:00:00.123456789"),
-        (1_000, UTC, "1970-01-01T00:00:00.000001"),
-        (1, UTC, "1970-01-01T00:00:00.000000001"),
-        (999_999_999, UTC, "1970-01-01T00:00:00.999999999"),
-        (1_700_000_000 * SECOND, UTC, "2023-11-14T22:13:20"),
-        (1_700_000_000 * SECOND + 123_400_000, UTC, "2023-11-14T22:13:20.1234"),
-        (1_700_000_000 * SECOND + 123_400_000, SEOUL, "2023-11-15T07:13:20.1234"),
-        (1_730_658_225 * SECOND + 123_456_789, SEOUL, "2024-11-04T03:23:45.123456789"),
-        (-1, UTC, "1969-12-31T23:59:59.999999999"),
-        # Seconds are always printed, even when zero.
-        (1_700_000_040 * SECOND, UTC, "2023-11-14T22:14:00"),
-    ],
-)
-def test_local_date_time(epoch_ns: int, zone: zoneinfo.ZoneInfo, expected: str) -> None:
-    assert local_date_time(epoch_ns, zone) == expected
-
-
-def test_local_date_time_follows_daylight_saving() -> None:
-    new_york = zoneinfo.ZoneInfo("America/New_York")
-    winter = 1_704_067_200 * SECOND  # 2024-01-01T00:00:00Z
-    summer = 1_719_792_000 * SECOND  # 2024-07-01T00:00:00Z
-    assert local_date_time(winter, new_york) == "2023-12-31T19:00:00"
-    assert local_date_time(summer, new_york) == "2024-06-30T20:00:00"
-
-
-_LOCAL = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?")
-
-
-@given(st.integers(0, 4_102_444_800 * SECOND))  # up to 2100
-def test_local_date_time_is_exact(epoch_ns: int) -> None:
-    text = local_date_time(epoch_ns, SEOUL)
-    match = _LOCAL.fullmatch(text)
-    assert match is not None, text
-    seconds, nanos = divmod(epoch_ns, SECOND)
-    fraction = match[2] or ""
-    assert not fraction.endswith("0")
-    assert int(fraction.ljust(9, "0")) == nanos
-    moment = datetime.datetime.fromisoformat(match[1]).replace(tzinfo=SEOUL)
-    assert moment.timestamp() == seconds
-
-
-# new_object_id
-
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def test_object_id_shape() -> None:
-    object_id = new_object_id(1_700_000_000.9)
-    assert _OBJECT_ID.fullmatch(object_id)
-    assert object_id[:8] == f"{1_700_000_000:08x}"
-
-
-def test_object_id_uses_the_clock() -> None:
-    before = int(time.time())
-    seconds = int(new_object_id()[:8], 16)
-    assert before <= seconds <= int(time.time())
-
-
-def test_object_ids_share_the_process_part_and_count() -> None:
-    ids = [new_object_id(1_700_000_000) for _ in range(1000)]
-    assert len(set(ids)) == 1000
-    assert {object_id[8:18] for object_id in ids} == {ids[0][8:18]}
-    counters = [int(object_id[18:], 16) for object_id in ids]
-    for earlier, later in itertools.pairwise(counters):
-        assert later == (earlier + 1) % 2**24
-
-
-def test_object_ids_increase() -> None:
-    ids = [new_object_id(now) for now in (1_700_000_000, 1_700_000_001, 1_800_000_000)]
-    assert ids == sorted(ids)
-    assert len(set(ids)) == 3
-
-
-def test_object_id_time_wraps_at_32_bits() -> None:
-    assert new_object_id(2**32 + 5)[:8] == "00000005"
+_LOCAL = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?")
 
 
 # compose

@@ -1,0 +1,16 @@
+"""Who is at the other end of a connection, as logs and per-address limits name it."""
+
+from __future__ import annotations
+
+from websockets.asyncio.server import ServerConnection
+
+__all__ = ["remote_host"]
+
+
+def remote_host(connection: ServerConnection) -> str:
+    """
+    The remote IP address of ``connection``, without the port; the socket's
+    own name when it has no (host, port) address, e.g. a Unix socket.
+    """
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) else str(address)

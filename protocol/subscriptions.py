@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, Protocol
 
 from .errors import InvalidFrame, LimitExceeded, LocalProtocolError, Refused
 from .frames import Frame
@@ -60,32 +60,36 @@ class SubscriptionPolicy:
     max_pending_acks: int = 10_000
 
 
-@dataclasses.dataclass(eq=False, slots=True, kw_only=True)
-class Subscription:
+class Subscription(Protocol):
     """
-    One live SUBSCRIBE. Callers may subclass it to carry their own state.
-
-    Attributes:
-        id: The subscription id, unique among the session's live ones.
-        destination: What was subscribed to.
-        ack_mode: ``auto``, ``client`` or ``client-individual``.
-        head: The start of every MESSAGE for it (see :func:`~protocol.message_head`).
-        pending: Keys of the messages delivered and not yet acknowledged, oldest first.
-
+    One live SUBSCRIBE, as the caller keeps it (with whatever else it needs):
+    made from an :class:`Admission`, with ``pending`` empty at first.
     """
 
-    id: str
-    destination: str
-    ack_mode: str
-    head: bytes
-    pending: dict[str, None] = dataclasses.field(default_factory=dict)
+    @property
+    def id(self) -> str:
+        """The subscription id, unique among the session's live ones."""
+
+    @property
+    def destination(self) -> str:
+        """What was subscribed to."""
+
+    @property
+    def ack_mode(self) -> str:
+        """``auto``, ``client`` or ``client-individual``."""
+
+    @property
+    def pending(self) -> dict[str, None]:
+        """Keys of the messages delivered and not yet acknowledged, oldest first."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Admission:
     """
-    A SUBSCRIBE that may take effect: the fields of its :class:`Subscription`,
-    and the subscriptions it replaces (to remove before adding it).
+    A SUBSCRIBE that may take effect: the fields of its :class:`Subscription`
+    (``head``: the start of every MESSAGE for it, see
+    :func:`~protocol.message_head`), and the subscriptions it replaces (to
+    remove before adding it).
     """
 
     id: str

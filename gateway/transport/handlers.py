@@ -51,14 +51,20 @@ class Subscriber(Hashable, Protocol):
         """Queue ``template`` for ``subscription``; must not block."""
 
 
-@dataclasses.dataclass(eq=False, slots=True, kw_only=True)
-class Subscription(protocol.Subscription):
+@dataclasses.dataclass(eq=False, slots=True)
+class Subscription:
     """
-    One SUBSCRIBE of one session: its STOMP state (:class:`protocol.Subscription`:
-    id, destination, ack mode, MESSAGE head, pending acks) and the gateway's.
+    One SUBSCRIBE of one session: the state its session's
+    :class:`protocol.Subscriptions` keeps (a :class:`protocol.Subscription`)
+    and the gateway's.
 
     Attributes:
         session: Who subscribed.
+        id: The subscription id, unique within the session.
+        destination: What was subscribed to.
+        ack_mode: ``auto``, ``client`` or ``client-individual``.
+        head: The start of every MESSAGE for it (see :func:`protocol.message_head`).
+        pending: Ack ids delivered and not yet acknowledged, oldest first.
         floor: Bus offset up to which the subscriber already has the room's
             messages (after a recovery); the fan-out skips those.
         backlog: While a recovery runs, the live messages held back with
@@ -68,6 +74,11 @@ class Subscription(protocol.Subscription):
     """
 
     session: Subscriber
+    id: str
+    destination: str
+    ack_mode: str
+    head: bytes
+    pending: dict[str, None] = dataclasses.field(default_factory=dict)
     floor: int = -1
     backlog: list[tuple[MessageTemplate, int]] | None = None
     note: bytes = b""

@@ -24,9 +24,9 @@ from protocol.session import (
     receipt_for,
     receipt_frame,
 )
-from protocol.subscriptions import Subscription, SubscriptionPolicy
+from protocol.subscriptions import SubscriptionPolicy
 
-from ._helpers import Client, connected_client, receive_until_error
+from ._helpers import Client, Record, connected_client, receive_until_error
 
 C = Command
 VERSIONS = ("1.0", "1.1", "1.2")
@@ -856,9 +856,7 @@ def test_subscribe_with_a_live_id_is_refused_on_receipt() -> None:
     session = connected()
     subscribe = Frame(C.SUBSCRIBE, (("destination", "/a"), ("id", "s"), ("receipt", "r")))
     admission = session.subscriptions.admit(subscribe)
-    session.subscriptions.add(
-        Subscription(id=admission.id, destination="/a", ack_mode="auto", head=admission.head)
-    )
+    session.subscriptions.add(Record.admitted(admission))
     with pytest.raises(InvalidFrame) as info:
         session.receive(subscribe)
     assert info.value.message == "duplicate subscription id"
@@ -877,9 +875,7 @@ def test_close_forgets_the_subscriptions() -> None:
     session = connected()
     subscribe = Frame(C.SUBSCRIBE, (("destination", "/a"), ("id", "s"), ("ack", "client")))
     admission = session.subscriptions.admit(subscribe)
-    subscription = Subscription(
-        id=admission.id, destination="/a", ack_mode="client", head=admission.head
-    )
+    subscription = Record.admitted(admission)
     session.subscriptions.add(subscription)
     session.subscriptions.deliver(subscription, "m")
     session.close()

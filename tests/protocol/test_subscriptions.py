@@ -25,11 +25,12 @@ from protocol import (
     LocalProtocolError,
     PendingAck,
     Refused,
-    Subscription,
     SubscriptionPolicy,
     Subscriptions,
     message_head,
 )
+
+from ._helpers import Record
 
 C = Command
 VERSIONS = ("1.0", "1.1", "1.2")
@@ -47,17 +48,12 @@ def subscribe_frame(destination: str, subscription_id: str | None, ack: str | No
 
 def subscribe(
     subscriptions: Subscriptions, destination: str, subscription_id: str, ack: str = "auto"
-) -> Subscription:
+) -> Record:
     """Admit and add a SUBSCRIBE as a caller does: replaced subscriptions go first."""
     admission = subscriptions.admit(subscribe_frame(destination, subscription_id, ack))
     for old in admission.replaces:
         subscriptions.remove(old.id)
-    subscription = Subscription(
-        id=admission.id,
-        destination=admission.destination,
-        ack_mode=admission.ack_mode,
-        head=admission.head,
-    )
+    subscription = Record.admitted(admission)
     subscriptions.add(subscription)
     return subscription
 
@@ -75,7 +71,7 @@ def ack(subscriptions: Subscriptions, frame: Frame) -> None:
     subscriptions.acknowledge(subscriptions.check_ack(frame))
 
 
-def deliver_keys(subscriptions: Subscriptions, subscription: Subscription, count: int) -> list[str]:
+def deliver_keys(subscriptions: Subscriptions, subscription: Record, count: int) -> list[str]:
     """Deliver ``count`` messages; return what the client names them by in its ACKs."""
     keys = []
     for n in range(count):
@@ -186,7 +182,7 @@ def test_adding_a_live_id_is_a_caller_error() -> None:
     subscriptions = Subscriptions("1.2")
     subscribe(subscriptions, "/a", "s")
     with pytest.raises(LocalProtocolError):
-        subscriptions.add(Subscription(id="s", destination="/b", ack_mode="auto", head=b""))
+        subscriptions.add(Record("s", "/b", "auto"))
 
 
 # --- UNSUBSCRIBE ----------------------------------------------------------------------------
@@ -407,7 +403,7 @@ class SubscriptionsMachine(RuleBasedStateMachine):
         self.duplicates = duplicates
         policy = SubscriptionPolicy(duplicates, MAX_SUBSCRIPTIONS, MAX_PENDING)  # type: ignore[arg-type]
         self.subscriptions = Subscriptions(version, policy)
-        self.real: dict[int, Subscription] = {}  # id(model) -> the object under test
+        self.real: dict[int, Record] = {}  # id(model) -> the object under test
         self.live: list[ModelSubscription] = []
         self.last_delivered: dict[str, ModelSubscription] = {}
         self.ack_ids = 0
@@ -449,12 +445,7 @@ class SubscriptionsMachine(RuleBasedStateMachine):
         for old in same if replacing else []:
             self.drop(old)
         model = ModelSubscription(subscription_id, destination, mode)
-        real = Subscription(
-            id=admission.id,
-            destination=admission.destination,
-            ack_mode=admission.ack_mode,
-            head=admission.head,
-        )
+        real = Record.admitted(admission)
         self.subscriptions.add(real)
         self.live.append(model)
         self.real[id(model)] = real

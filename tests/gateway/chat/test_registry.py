@@ -211,11 +211,7 @@ def test_interest_is_told_of_every_subscription_and_of_the_last_to_leave() -> No
     a, b = FakeSession("a"), FakeSession("b")
     for session, sid in ((a, "1"), (b, "1"), (a, "2")):
         destination = "/sub/chat/7" if sid == "1" else "/sub/chat/8"
-        registry.add(
-            Subscription(
-                session=session, id=sid, destination=destination, ack_mode="auto", head=b""
-            )
-        )
+        registry.add(Subscription(session, sid, destination, "auto", b""))
     registry.remove(a, "1")
     registry.remove_session(a)
     registry.remove_session(b)

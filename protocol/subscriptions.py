@@ -248,9 +248,10 @@ class Subscriptions:
         Record a MESSAGE about to be sent for ``subscription``.
 
         Returns:
-            The MESSAGE's ``ack`` header: an id unique in the session in
-            STOMP 1.2 when the subscription's ack mode is not ``auto``
-            (STOMP 1.2 §MESSAGE); None otherwise.
+            The MESSAGE's ``ack`` header in STOMP 1.2 when the subscription's
+            ack mode is ``client`` or ``client-individual`` (STOMP 1.2
+            §MESSAGE: such a MESSAGE MUST carry one), an id unique in the
+            session; None otherwise.
 
         Raises:
             LimitExceeded: ``max_pending_acks`` messages await acknowledgement.
@@ -317,6 +318,8 @@ class Subscriptions:
             del self._acks[key]
 
     def _ack_key(self, frame: Frame) -> str:
+        # STOMP 1.2 §ACK: the id header matches the MESSAGE's ack header;
+        # STOMP 1.1 names subscription and message-id, STOMP 1.0 message-id.
         if self.version == "1.2":
             return frame.get("id", "")
         return self._message_key(frame.get("subscription", ""), frame.get("message-id", ""))

@@ -27,7 +27,7 @@ from persistence import (
     MessageStore,
     PresenceStore,
 )
-from protocol import HeartBeatPolicy, Limits
+from protocol import HeartBeatPolicy, Limits, SubscriptionPolicy
 
 from .chat.handlers import Chat
 from .chat.persister import Persister
@@ -241,6 +241,7 @@ class Gateway:
             settings=config,
             limits=self.limits,
             heart_beat_policy=self.heart_beat_policy,
+            subscription_policy=config.component(SubscriptionPolicy),
             metrics=self.metrics,
             heart_beats=self.heart_beats,
             flusher=self.flusher,

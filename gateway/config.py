@@ -25,7 +25,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from kafka_bridge.settings import FanOutPartitions, KafkaSettings, Partitioner
 from persistence import InMemoryStore
-from protocol import HeartBeatPolicy, Limits
+from protocol import DuplicatePolicy, HeartBeatPolicy, Limits, SubscriptionPolicy
 
 from .chat.recovery import RecentMessages
 from .options import (
@@ -68,7 +68,6 @@ FRAME_HEADROOM = 1024
 _URI_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 T = TypeVar("T")
-DuplicatePolicy = Literal["replace", "allow", "reject"]
 SendRatePolicy = Literal["throttle", "reject"]
 RoomAuthorization = Literal["none", "claim", "http"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -117,8 +116,9 @@ class RoutingSettings:
 class SessionSettings:
     """What one STOMP session is given and may hold: heart-beats, frames, queues."""
 
-    duplicate_subscriptions: DuplicatePolicy = setting(
-        "replace",
+    duplicate_subscriptions: DuplicatePolicy = part_of(
+        SubscriptionPolicy,
+        "duplicates",
         "A second SUBSCRIBE to the same destination in one session: replace the "
         "first, allow both, or reject with an ERROR.",
     )
@@ -171,8 +171,9 @@ class SessionSettings:
         positive_int,
         metavar="N",
     )
-    max_pending_acks: int = setting(
-        10_000,
+    max_pending_acks: int = part_of(
+        SubscriptionPolicy,
+        "max_pending_acks",
         "Most unacknowledged messages per connection in client ack modes.",
         positive_int,
         metavar="N",
@@ -197,14 +198,19 @@ class SessionSettings:
         positive_float,
         metavar="S",
     )
-    max_bytes_before_connect: int = setting(
-        16 * 1024,
+    max_bytes_before_connect: int = part_of(
+        Limits,
+        "max_bytes_before_connect",
         "Bytes a new connection may send before its CONNECT frame.",
         positive_int,
         metavar="N",
     )
-    max_subscriptions: int = setting(
-        100, "Most subscriptions per session.", positive_int, metavar="N"
+    max_subscriptions: int = part_of(
+        SubscriptionPolicy,
+        "max_subscriptions",
+        "Most subscriptions per session.",
+        positive_int,
+        metavar="N",
     )
 
     def outbound_too_small(self) -> str | None:

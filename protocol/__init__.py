@@ -1,7 +1,7 @@
 """
 Sans-I/O STOMP 1.0, 1.1 and 1.2: frames, an incremental parser, a serializer,
-header escaping, version and heart-beat negotiation, and the server session
-state machine. Nothing here does I/O or reads a clock.
+header escaping, version and heart-beat negotiation, the server session state
+machine and one session's subscriptions. Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from .errors import (
     LocalProtocolError,
     MalformedFrame,
     ProtocolError,
+    Refused,
     StompError,
     UnsupportedVersion,
 )
@@ -26,13 +27,23 @@ from .negotiation import (
 )
 from .parser import Limits, Parser
 from .serializer import MessageTemplate, message_head, serialize
-from .session import ServerSession, State, error_frame, receipt_frame
+from .session import ServerSession, State, error_frame, receipt_for, receipt_frame
+from .subscriptions import (
+    Admission,
+    DuplicatePolicy,
+    PendingAck,
+    Subscription,
+    SubscriptionPolicy,
+    Subscriptions,
+)
 
 __all__ = [
     "CLIENT_COMMANDS",
     "SERVER_COMMANDS",
     "SUPPORTED_VERSIONS",
+    "Admission",
     "Command",
+    "DuplicatePolicy",
     "Frame",
     "Headers",
     "HeartBeat",
@@ -45,16 +56,22 @@ __all__ = [
     "MalformedFrame",
     "MessageTemplate",
     "Parser",
+    "PendingAck",
     "ProtocolError",
+    "Refused",
     "ServerSession",
     "State",
     "StompError",
+    "Subscription",
+    "SubscriptionPolicy",
+    "Subscriptions",
     "UnsupportedVersion",
     "error_frame",
     "message_head",
     "negotiate_heart_beat",
     "negotiate_version",
     "parse_heart_beat",
+    "receipt_for",
     "receipt_frame",
     "serialize",
 ]

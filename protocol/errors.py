@@ -9,12 +9,15 @@ The tree::
     │   ├── LimitExceeded         a frame, header line or header count over a limit
     │   └── InvalidFrame          a well-formed frame that is not valid here
     │       └── UnsupportedVersion  no version in common with the client
+    ├── Refused                   a valid frame the server declines; the session goes on
     └── LocalProtocolError        the caller misused this package
 
 A :class:`ProtocolError` knows the ``ERROR`` frame to send back: a short
 ``message`` header, a longer ``details`` body, the ``receipt-id`` of the
 offending frame when it carried a ``receipt`` header (STOMP 1.2 §ERROR), and
-any extra headers (``version`` for :class:`UnsupportedVersion`).
+any extra headers (``version`` for :class:`UnsupportedVersion`). A
+:class:`Refused` frame is no breach of STOMP: the server tells the client why
+in its own way and keeps the session.
 
 """
 
@@ -26,6 +29,7 @@ __all__ = [
     "LocalProtocolError",
     "MalformedFrame",
     "ProtocolError",
+    "Refused",
     "StompError",
     "UnsupportedVersion",
 ]
@@ -79,6 +83,20 @@ class InvalidFrame(ProtocolError):
 
 class UnsupportedVersion(InvalidFrame):
     """The client accepts no protocol version this server speaks."""
+
+
+class Refused(StompError):
+    """
+    A valid frame the server declines, e.g. over a per-session cap.
+
+    Args:
+        reason: Why, for the client.
+
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class LocalProtocolError(StompError):

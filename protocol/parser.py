@@ -33,12 +33,16 @@ class Limits:
             64 KiB by default, like Spring's STOMP broker.
         max_headers: Number of header lines in one frame.
         max_header_line: Bytes of one header line (or command line).
+        max_bytes_before_connect: Bytes a client may send before its
+            session is connected, heart-beats and a CONNECT cut in pieces
+            included (the session, not the parser, holds to it).
 
     """
 
     max_frame_size: int = 64 * 1024
     max_headers: int = 64
     max_header_line: int = 8 * 1024
+    max_bytes_before_connect: int = 16 * 1024
 
 
 class Parser:

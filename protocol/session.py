@@ -4,7 +4,11 @@ The server side of a STOMP session, without I/O.
 :class:`ServerSession` parses bytes, checks every client frame against the
 state machine and the headers its command requires, negotiates version and
 heart-beats on CONNECT, and holds transactions until COMMIT. For each frame
-received it hands back the frames whose effects the caller must now carry out.
+received it hands back the frames whose effects the caller must now carry out;
+the session's :class:`~protocol.subscriptions.Subscriptions` keeps the rules
+for SUBSCRIBE, UNSUBSCRIBE, ACK and NACK. :meth:`ServerSession.send` and
+:meth:`ServerSession.fail` turn server frames into bytes and update the state:
+after ERROR nothing more is sent.
 
 """
 
@@ -13,14 +17,23 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 
-from .errors import InvalidFrame, LimitExceeded, ProtocolError
+from .errors import InvalidFrame, LimitExceeded, LocalProtocolError, ProtocolError
 from .escaping import encodable
-from .frames import Command, Frame, Headers
+from .frames import SERVER_COMMANDS, Command, Frame, Headers
 from .negotiation import HeartBeatPolicy, negotiate_heart_beat, negotiate_version, parse_heart_beat
 from .parser import Limits, Parser
 from .serializer import serialize
+from .subscriptions import SubscriptionPolicy, Subscriptions
 
-__all__ = ["ACK_MODES", "TRANSITIONS", "ServerSession", "State", "error_frame", "receipt_frame"]
+__all__ = [
+    "ACK_MODES",
+    "TRANSITIONS",
+    "ServerSession",
+    "State",
+    "error_frame",
+    "receipt_for",
+    "receipt_frame",
+]
 
 
 class State(enum.IntEnum):
@@ -85,14 +98,17 @@ class ServerSession:
     One client's STOMP session, as seen by the server.
 
     Args:
-        limits: Parser limits, and the cap on frames held in transactions.
+        limits: Bounds on what the client may send.
         heart_beat: The server's heart-beat policy.
+        max_transaction_frames: Frames held in all transactions at once.
+        subscriptions: The rules for the session's subscriptions.
 
     Attributes:
         state: The session's :class:`State`.
         version: The negotiated version ("1.0" until CONNECT).
         heart_beat: Negotiated ``(send_ms, receive_ms)`` for the server.
-        connect_frame: The CONNECT or STOMP frame, once received.
+        subscriptions: The live subscriptions and pending acknowledgements.
+        error_sent: The ERROR frame sent, once it was: nothing may follow it.
 
     """
 
@@ -101,6 +117,8 @@ class ServerSession:
         limits: Limits = DEFAULT_LIMITS,
         heart_beat: HeartBeatPolicy = DEFAULT_POLICY,
         max_transaction_frames: int = 1024,
+        *,
+        subscriptions: SubscriptionPolicy | None = None,
     ) -> None:
         self.parser = Parser(limits)
         self.policy = heart_beat
@@ -108,9 +126,11 @@ class ServerSession:
         self.state = State.CONNECTING
         self.version = "1.0"
         self.heart_beat = (0, 0)
-        self.connect_frame: Frame | None = None
+        self.subscriptions = Subscriptions(self.version, subscriptions)
+        self.error_sent: Frame | None = None
         self._offer = (0, 0)
         self._transactions: dict[str, list[Frame]] = {}
+        self._bytes_before_connect = 0
 
     def receive_data(self, data: bytes) -> Iterator[tuple[Frame, list[Frame]]]:
         """
@@ -118,10 +138,11 @@ class ServerSession:
 
         Raises:
             ProtocolError: The client broke the protocol; the session is then
-                :attr:`State.CLOSED` and the caller sends :meth:`error_frame`.
+                :attr:`State.CLOSED` and the caller sends :meth:`fail`.
 
         """
         try:
+            self._count_before_connect(data)
             for event in self.parser.feed(data):
                 if isinstance(event, Frame):
                     yield event, self.receive(event)
@@ -153,6 +174,15 @@ class ServerSession:
             raise
         self.state = next_state
         return effects
+
+    def _count_before_connect(self, data: bytes) -> None:
+        """Bound what a client that is not connected makes the server hold and parse."""
+        if self.state is not State.CONNECTING:
+            return
+        limit = self.parser.limits.max_bytes_before_connect
+        self._bytes_before_connect += len(data)
+        if self._bytes_before_connect > limit:
+            raise LimitExceeded("too much data before CONNECT", details=f"at most {limit} bytes")
 
     def _echoable_receipt(self, frame: Frame) -> str | None:
         receipt = frame.get("receipt")
@@ -202,6 +232,7 @@ class ServerSession:
             mode = frame.get("ack", "auto")
             if mode not in ACK_MODES[version]:
                 raise InvalidFrame("invalid ack mode", details=f"unknown ack mode {mode!r}")
+            self.subscriptions.check_id(frame)
 
     def _act(self, frame: Frame) -> list[Frame]:
         command = frame.command
@@ -222,11 +253,10 @@ class ServerSession:
     def _connect(self, frame: Frame) -> None:
         version = negotiate_version(frame.get("accept-version"))
         client = parse_heart_beat(frame.get("heart-beat"))
-        self.version = self.parser.version = version
+        self.version = self.parser.version = self.subscriptions.version = version
         self.parser.trim_values = version == "1.0"
         self._offer = self.policy.offer(client)
         self.heart_beat = negotiate_heart_beat(client, self._offer)
-        self.connect_frame = frame
 
     def _begin(self, frame: Frame) -> list[Frame]:
         name = frame.get("transaction", "")
@@ -255,9 +285,10 @@ class ServerSession:
         held.append(frame)
 
     def close(self) -> None:
-        """End the session; open transactions are discarded."""
+        """End the session; open transactions and subscriptions are discarded."""
         self.state = State.CLOSED
         self._transactions.clear()
+        self.subscriptions.clear()
 
     def connected_frame(self, *, session: str, server: str) -> Frame:
         """Return the CONNECTED frame answering the CONNECT."""
@@ -272,9 +303,51 @@ class ServerSession:
             ),
         )
 
-    def serialize(self, frame: Frame) -> bytes:
-        """Encode ``frame`` in the negotiated version."""
-        return serialize(frame, self.version)
+    def send(self, frame: Frame) -> bytes:
+        """
+        Return the bytes of the server frame ``frame`` in the negotiated version.
+
+        An ERROR closes the session: STOMP 1.2 §ERROR says the server MUST
+        then close the connection, so nothing may follow it.
+
+        Raises:
+            LocalProtocolError: ``frame`` is a client frame, follows an ERROR,
+                or cannot be encoded (see :func:`~protocol.serialize`).
+
+        """
+        if frame.command not in SERVER_COMMANDS:
+            raise LocalProtocolError(f"{frame.command.value} is a client frame")
+        if self.error_sent is not None:
+            raise LocalProtocolError(f"{frame.command.value} after ERROR")
+        data = serialize(frame, self.version)
+        if frame.command is Command.ERROR:
+            self.close()
+            self.error_sent = frame
+        return data
+
+    def fail(self, error: ProtocolError) -> bytes:
+        """
+        Return the bytes of the ERROR frame that reports ``error``; the
+        session is then closed (see :meth:`send`).
+
+        Raises:
+            LocalProtocolError: An ERROR was sent already.
+
+        """
+        return self.send(error_frame(error))
+
+
+def receipt_for(frame: Frame, headers: Headers = ()) -> Frame | None:
+    """
+    Return the RECEIPT that answers ``frame`` once its effect is done, with
+    any extra headers: None when it asked for none, or it is a CONNECT or
+    STOMP (STOMP 1.2 §Header receipt: any client frame other than CONNECT
+    may ask for one; the CONNECTED frame answers a CONNECT).
+    """
+    receipt = frame.get("receipt")
+    if receipt is None or frame.command in (Command.CONNECT, Command.STOMP):
+        return None
+    return receipt_frame(receipt, headers)
 
 
 def receipt_frame(receipt_id: str, headers: Headers = ()) -> Frame:

@@ -99,10 +99,6 @@ class SubscriptionRegistry:
         """Return the subscriptions to ``destination``, in subscription order."""
         return self._by_destination.get(destination, {}).keys()
 
-    def count(self, session: Subscriber) -> int:
-        """Return how many subscriptions ``session`` has."""
-        return len(self._by_session.get(session, ()))
-
     def of(self, session: Subscriber, destination: str) -> list[Subscription]:
         """Return the session's subscriptions to ``destination``."""
         own = self._by_session.get(session, {})

@@ -3,7 +3,9 @@ One client connection: WebSocket messages in, STOMP frames acted upon, bytes out
 
 The read loop feeds the sans-I/O :class:`protocol.ServerSession` and carries
 out each frame: the application's part through its
-:class:`~gateway.transport.handlers.Handlers`, subscriptions and acks here.
+:class:`~gateway.transport.handlers.Handlers`, subscriptions and acks by the
+rules of the session's :class:`protocol.Subscriptions`, kept in step with the
+gateway's subscription index.
 RECEIPTs leave in the frames' order (:mod:`gateway.transport.receipts`);
 everything going out is queued without waiting (:mod:`gateway.transport.outbound`).
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -30,12 +31,13 @@ from protocol import (
     LocalProtocolError,
     MessageTemplate,
     ProtocolError,
+    Refused,
     ServerSession,
     State,
     error_frame,
-    message_head,
-    receipt_frame,
+    receipt_for,
 )
+from protocol import Subscription as StompSubscription
 
 from . import disconnects
 from .disconnects import Disconnect
@@ -75,9 +77,6 @@ class StompConnection:
     """
 
     __slots__ = (
-        "_ack_ids",
-        "_acks",
-        "_bytes_before_connect",
         "_closed_by",
         "_frames_this_turn",
         "_going_away",
@@ -106,7 +105,9 @@ class StompConnection:
         self.framing = framing
         self.id = secrets.token_hex(8)
         self.remote = _address(websocket)
-        self.session = ServerSession(shared.limits, shared.heart_beat_policy)
+        self.session = ServerSession(
+            shared.limits, shared.heart_beat_policy, subscriptions=shared.subscription_policy
+        )
         self._shared = shared
         self._metrics = shared.metrics
         self._loop = asyncio.get_running_loop()
@@ -120,8 +121,6 @@ class StompConnection:
         self._receipts: Receipts | None = None  # frames awaiting the bus, see _handle
         self._frames_this_turn = 0
         self._closed_by = "gateway"
-        self._acks: dict[str, Subscription] = {}
-        self._ack_ids = itertools.count()
         self._monitor: HeartBeatMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._released: int | None = None  # subscriptions removed at the end
@@ -130,7 +129,6 @@ class StompConnection:
         self._reading = asyncio.Lock()
         self._going_away = False
         self._holding = False  # the client's socket is left unread, see _unread
-        self._bytes_before_connect = 0
         self._sends = shared.send_budget(self._loop.time())
         self._handlers = shared.handlers(self)
 
@@ -211,7 +209,6 @@ class StompConnection:
     def _release(self) -> None:
         if self._released is None:
             self._released = self._shared.subscriptions.remove_session(self)
-            self._acks.clear()
             self._handlers.on_disconnect()
 
     def fail(
@@ -226,8 +223,7 @@ class StompConnection:
         self.log.event(
             logging.INFO, "error", "error remote=%s: %s", self.remote, error, reason=error.message
         )
-        self.session.close()
-        self._send(error_frame(error))
+        self._send(error_frame(error))  # the session is closed once its ERROR is sent
         self.close(disconnect(error.message))
 
     # Reading.
@@ -274,13 +270,6 @@ class StompConnection:
                 return
 
     async def _receive(self, data: bytes) -> None:
-        if self.session.state is State.CONNECTING:
-            self._bytes_before_connect += len(data)
-            limit = self._shared.settings.max_bytes_before_connect
-            if self._bytes_before_connect > limit:
-                raise LimitExceeded(
-                    "too much data before CONNECT", details=f"at most {limit} bytes"
-                )
         for frame, effects in self.session.receive_data(data):
             await self._handle(frame, effects)
             if self.session.state is State.CLOSED or self._going_away:
@@ -312,7 +301,7 @@ class StompConnection:
             for action in actions:
                 if (done := await action()) is not None:
                     pending.append(done)
-        except Refusal as exc:
+        except Refused as exc:  # the application's (Refusal) or the session's
             refused = exc.reason
         except ProtocolError as exc:
             if exc.receipt_id is None:
@@ -391,9 +380,9 @@ class StompConnection:
 
     def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
-        if receipt is not None and frame.command not in (Command.CONNECT, Command.STOMP):
-            # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
-            self._send(receipt_frame(receipt, extra))
+        # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
+        if (answer := receipt_for(frame, extra)) is not None:
+            self._send(answer)
         if frame.command is Command.DISCONNECT:
             self.close(disconnects.CLIENT_DISCONNECTED, by="client")
 
@@ -418,7 +407,8 @@ class StompConnection:
         Check ``frame`` and return what carries out its effect.
 
         Raises:
-            Refusal: The application refuses the frame.
+            Refused: The application (a Refusal) or the session (over its
+                subscription cap) refuses the frame.
             ProtocolError: The frame breaks the protocol.
 
         """
@@ -468,54 +458,31 @@ class StompConnection:
         self._handlers.on_connected()
 
     def _prepare_subscribe(self, frame: Frame) -> Action:
-        destination = frame.get("destination", "")
-        # STOMP 1.0 subscriptions may omit the id; the destination stands in.
-        subscription_id = frame.get("id", destination)
-        registry = self._shared.subscriptions
-        if registry.get(self, subscription_id) is not None:
-            raise InvalidFrame(
-                "duplicate subscription id",
-                details=f"subscription {subscription_id!r} is already live in this session",
-            )
+        # The session refused a live id as the frame arrived; the application
+        # judges the destination before the session's subscription rules apply.
         subscribing = self._handlers.on_subscribe(frame)
-        policy = self._shared.settings.duplicate_subscriptions
-        existing = registry.of(self, destination)
-        if existing and policy == "reject":
-            raise InvalidFrame(
-                "duplicate subscription",
-                details=f"already subscribed to {destination!r} as {existing[0].id!r}",
-            )
-        limit = self._shared.settings.max_subscriptions
-        if registry.count(self) >= limit and not (existing and policy == "replace"):
-            raise Refusal(f"too many subscriptions: at most {limit} per session")
-        try:
-            head = message_head(subscription_id, self.version)
-        except LocalProtocolError:
-            raise InvalidFrame(
-                "invalid subscription id",
-                details=f"{subscription_id!r} cannot be sent back in STOMP {self.version}",
-            ) from None
+        admission = self.session.subscriptions.admit(frame)
         subscription = Subscription(
             session=self,
-            id=subscription_id,
-            destination=destination,
-            ack_mode=frame.get("ack", "auto"),
-            head=head,
+            id=admission.id,
+            destination=admission.destination,
+            ack_mode=admission.ack_mode,
+            head=admission.head,
         )
-        replaced = existing if policy == "replace" else []
-        subscribe = functools.partial(self._subscribe, subscription, replaced)
+        subscribe = functools.partial(self._subscribe, subscription, admission.replaces)
         return functools.partial(subscribing, subscription, subscribe)
 
     def _subscribe(
-        self, subscription: Subscription, replaced: list[Subscription]
+        self, subscription: Subscription, replaced: tuple[StompSubscription, ...]
     ) -> Awaitable[None] | None:
         """Register ``subscription``; return what its RECEIPT waits for (the bus, its room)."""
         for old in replaced:
             self._unsubscribe(old.id)
+        self.session.subscriptions.add(subscription)
         return self._shared.subscriptions.add(subscription)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
-        subscription_id = frame.get("id") or frame.get("destination", "")
+        subscription_id = self.session.subscriptions.unsubscribe_id(frame)
         if self._unsubscribe(subscription_id) is None:
             # An id replaced by a later SUBSCRIBE to the same destination, or
             # never live: the client's wish (no such subscription) holds, and
@@ -525,47 +492,13 @@ class StompConnection:
     def _unsubscribe(self, subscription_id: str) -> Subscription | None:
         subscription = self._shared.subscriptions.remove(self, subscription_id)
         if subscription is not None:
+            self.session.subscriptions.remove(subscription_id)
             self._handlers.on_unsubscribe(subscription)
-            for ack_id in subscription.pending:
-                self._forget_ack(subscription, ack_id)
         return subscription
 
-    def _forget_ack(self, subscription: Subscription, ack_id: str) -> None:
-        # In STOMP 1.0 two subscriptions may share a key (the message-id):
-        # the index names the latest, and each forgets only its own entry.
-        if self._acks.get(ack_id) is subscription:
-            del self._acks[ack_id]
-
     def _prepare_ack(self, frame: Frame) -> Action:
-        ack_id = self._ack_key(frame)
-        subscription = self._acks.get(ack_id)
-        if subscription is None:
-            raise InvalidFrame("unknown ack id", details=f"no unacknowledged message {ack_id!r}")
-        return at_once(self._acknowledge, subscription, ack_id)
-
-    def _acknowledge(self, subscription: Subscription, ack_id: str) -> None:
-        if ack_id not in subscription.pending:
-            return  # acknowledged already, earlier in the same transaction
-        if subscription.ack_mode == "client":
-            # STOMP 1.2 §SUBSCRIBE ack: in client mode an ACK is cumulative.
-            while subscription.pending:
-                oldest = next(iter(subscription.pending))
-                del subscription.pending[oldest]
-                self._forget_ack(subscription, oldest)
-                if oldest == ack_id:
-                    break
-        else:
-            del subscription.pending[ack_id]
-            self._forget_ack(subscription, ack_id)
-
-    def _ack_key(self, frame: Frame) -> str:
-        if self.version == "1.2":
-            return frame.get("id", "")
-        return self._message_key(frame.get("subscription", ""), frame.get("message-id", ""))
-
-    def _message_key(self, subscription_id: str, message_id: str) -> str:
-        """The key an ACK names before 1.2: message-id, with subscription in 1.1."""
-        return f"{subscription_id}\n{message_id}" if self.version == "1.1" else message_id
+        subscriptions = self.session.subscriptions
+        return at_once(subscriptions.acknowledge, subscriptions.check_ack(frame))
 
     # Writing.
 
@@ -574,18 +507,12 @@ class StompConnection:
         if self._outbound.closing is not None:
             return
         ack = None
-        if subscription.ack_mode != "auto":
-            if len(self._acks) >= self._shared.settings.max_pending_acks:
-                self.fail(
-                    LimitExceeded(
-                        "too many unacknowledged messages",
-                        details=f"at most {self._shared.settings.max_pending_acks} may be pending",
-                    )
-                )
+        if subscription.ack_mode != "auto":  # the fan-out's common case awaits no ACK
+            try:
+                ack = self.session.subscriptions.deliver(subscription, template.message_id)
+            except LimitExceeded as exc:
+                self.fail(exc)
                 return
-            ack, key = self._next_ack(subscription, template.message_id)
-            subscription.pending[key] = None
-            self._acks[key] = subscription
         head = subscription.head
         if subscription.note:
             head, subscription.note = head + subscription.note, b""
@@ -597,18 +524,13 @@ class StompConnection:
         self._metrics.messages_sent += 1
         self._outbound.enqueue(data, Kind.TEXT if template.is_text else Kind.BINARY)
 
-    def _next_ack(self, subscription: Subscription, message_id: str) -> tuple[str | None, str]:
-        """Return the ``ack`` header (1.2 only) and the key an ACK will name."""
-        if self.version == "1.2":
-            ack = str(next(self._ack_ids))
-            return ack, ack
-        return None, self._message_key(subscription.id, message_id)
-
     def _send(self, frame: Frame) -> None:
+        if self.session.error_sent is not None:
+            return  # STOMP 1.2 §ERROR: the connection closes after an ERROR; nothing follows
         if logger.isEnabledFor(logging.DEBUG):
             self.log.debug(">>> %s %s", frame.command.value, frame.headers)
         self._metrics.frames_sent[frame.command] += 1
-        self._outbound.enqueue(self.session.serialize(frame), Kind.TEXT)
+        self._outbound.enqueue(self.session.send(frame), Kind.TEXT)
 
     def _slow_consumer(self, why: str) -> None:
         self._metrics.slow_consumer_disconnects += 1

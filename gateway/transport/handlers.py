@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any, Protocol
 
+import protocol
 from protocol import Frame, Headers, MessageTemplate
 
 __all__ = [
@@ -33,17 +34,14 @@ __all__ = [
 ]
 
 
-class Refusal(Exception):
+class Refusal(protocol.Refused):
     """
     The application refuses a frame; the session goes on.
 
     The client is told ``reason`` on its errors destination, with the frame's
-    receipt id, instead of a RECEIPT (Spring's way; see docs/clients.md).
+    receipt id, instead of a RECEIPT (Spring's way; see docs/clients.md), as
+    for the session's own refusals (:class:`protocol.Refused`).
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Subscriber(Hashable, Protocol):
@@ -56,7 +54,9 @@ class Subscriber(Hashable, Protocol):
 @dataclasses.dataclass(eq=False, slots=True)
 class Subscription:
     """
-    One SUBSCRIBE of one session.
+    One SUBSCRIBE of one session: the state its session's
+    :class:`protocol.Subscriptions` keeps (a :class:`protocol.Subscription`)
+    and the gateway's.
 
     Attributes:
         session: Who subscribed.
@@ -90,20 +90,11 @@ class SubscriptionIndex(Protocol):
     def add(self, subscription: Subscription) -> Awaitable[None] | None:
         """Register ``subscription``; return what to await before it is live."""
 
-    def get(self, session: Subscriber, subscription_id: str) -> Subscription | None:
-        """Return the session's subscription with this id, if live."""
-
     def remove(self, session: Subscriber, subscription_id: str) -> Subscription | None:
         """Remove and return the session's subscription with this id, if live."""
 
     def remove_session(self, session: Subscriber) -> int:
         """Remove every subscription of ``session``; return how many there were."""
-
-    def count(self, session: Subscriber) -> int:
-        """Return how many subscriptions ``session`` has."""
-
-    def of(self, session: Subscriber, destination: str) -> list[Subscription]:
-        """Return the session's subscriptions to ``destination``."""
 
 
 # A frame's effect: it runs, then returns what its RECEIPT still awaits (a

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.metrics import Metrics
-from protocol import HeartBeatPolicy, Limits
+from protocol import HeartBeatPolicy, Limits, SubscriptionPolicy
 
 from .flusher import Flusher
 from .handlers import Handlers, Session, SubscriptionIndex
@@ -37,18 +37,6 @@ class ConnectionSettings(OutboundSettings, Protocol):
     def shutdown_timeout(self) -> float: ...
 
     @property
-    def max_bytes_before_connect(self) -> int: ...
-
-    @property
-    def max_pending_acks(self) -> int: ...
-
-    @property
-    def max_subscriptions(self) -> int: ...
-
-    @property
-    def duplicate_subscriptions(self) -> str: ...
-
-    @property
     def send_rate(self) -> float: ...
 
     @property
@@ -65,8 +53,9 @@ class Shared:
 
     Attributes:
         settings: Limits and timeouts.
-        limits: The STOMP parser's limits.
+        limits: Bounds on what a client may send.
         heart_beat_policy: How heart-beats are negotiated.
+        subscription_policy: The rules for each session's subscriptions and acks.
         metrics: What ``/metrics`` shows.
         heart_beats: The timer of every session's heart-beats.
         flusher: Writes queued output once per turn of the loop.
@@ -80,6 +69,7 @@ class Shared:
     settings: ConnectionSettings
     limits: Limits
     heart_beat_policy: HeartBeatPolicy
+    subscription_policy: SubscriptionPolicy
     metrics: Metrics
     heart_beats: HeartBeatWheel
     flusher: Flusher

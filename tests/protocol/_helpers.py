@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-# Shared helpers for the protocol tests: feeding parsers and a tiny client.
+# Shared helpers for the protocol tests: feeding parsers, a tiny client, a subscription.
+import dataclasses
 import itertools
 import random
 from collections.abc import Iterable
 
 from protocol import (
+    Admission,
     Command,
     Frame,
     HeartBeat,
@@ -123,3 +125,18 @@ def connected_client(version: str, session: ServerSession | None = None) -> Clie
     client.connect()
     assert client.session.version == version
     return client
+
+
+@dataclasses.dataclass(eq=False)
+class Record:
+    """A subscription as a caller of :class:`protocol.Subscriptions` keeps it."""
+
+    id: str
+    destination: str
+    ack_mode: str
+    head: bytes = b""
+    pending: dict[str, None] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def admitted(cls, admission: Admission) -> Record:
+        return cls(admission.id, admission.destination, admission.ack_mode, admission.head)

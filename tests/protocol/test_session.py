@@ -6,6 +6,7 @@ import pytest
 from protocol.errors import (
     InvalidFrame,
     LimitExceeded,
+    LocalProtocolError,
     MalformedFrame,
     ProtocolError,
     UnsupportedVersion,
@@ -20,10 +21,12 @@ from protocol.session import (
     ServerSession,
     State,
     error_frame,
+    receipt_for,
     receipt_frame,
 )
+from protocol.subscriptions import SubscriptionPolicy
 
-from ._helpers import Client, connected_client, receive_until_error
+from ._helpers import Client, Record, connected_client, receive_until_error
 
 C = Command
 VERSIONS = ("1.0", "1.1", "1.2")
@@ -86,7 +89,8 @@ def test_initial_state() -> None:
     assert session.state is State.CONNECTING
     assert session.version == "1.0"
     assert session.heart_beat == (0, 0)
-    assert session.connect_frame is None
+    assert session.error_sent is None
+    assert len(session.subscriptions) == 0
     assert session.parser.version == "1.0"
 
 
@@ -100,7 +104,7 @@ def test_connect(command: Command, version: str) -> None:
     assert session.state is State.CONNECTED
     assert session.version == version
     assert session.parser.version == version
-    assert session.connect_frame == frame
+    assert session.subscriptions.version == version
 
 
 @pytest.mark.parametrize("command", [c for c in ALL_COMMANDS if c not in (C.CONNECT, C.STOMP)])
@@ -586,7 +590,7 @@ def test_receipt_that_cannot_be_echoed_is_refused(data: bytes) -> None:
     _, error = receive_until_error(session, [data])
     assert error is not None
     assert error.receipt_id is None
-    wire = session.serialize(error_frame(error))
+    wire = session.fail(error)
     assert wire.startswith(b"ERROR\n")
 
 
@@ -596,7 +600,7 @@ def test_receipt_echoable_in_1_2_is_accepted() -> None:
     (_, (send, _)) = list(session.receive_data(data))
     receipt = send.get("receipt")
     assert receipt == "a\rb"
-    assert session.serialize(receipt_frame(receipt)) == b"RECEIPT\nreceipt-id:a\\rb\n\n\x00"
+    assert session.send(receipt_frame(receipt)) == b"RECEIPT\nreceipt-id:a\\rb\n\n\x00"
 
 
 # --- CONNECTED, ERROR and RECEIPT frames -----------------------------------------------------
@@ -643,17 +647,17 @@ def test_connected_frame_serializes_in_every_version(version: str) -> None:
     session = connected(version)
     frame = session.connected_frame(session="s:1", server="gw\\1")
     assert (
-        session.serialize(frame)
+        session.send(frame)
         == (
             f"CONNECTED\nversion:{version}\nheart-beat:0,10000\nserver:gw\\1\nsession:s:1\n\n\x00"
         ).encode()
     )
 
 
-def test_session_serialize_uses_negotiated_version() -> None:
+def test_session_send_uses_negotiated_version() -> None:
     message = Frame(C.MESSAGE, (("subscription", "a:b"),))
-    assert connected("1.0").serialize(message) == b"MESSAGE\nsubscription:a:b\n\n\x00"
-    assert connected("1.2").serialize(message) == b"MESSAGE\nsubscription:a\\cb\n\n\x00"
+    assert connected("1.0").send(message) == b"MESSAGE\nsubscription:a:b\n\n\x00"
+    assert connected("1.2").send(message) == b"MESSAGE\nsubscription:a\\cb\n\n\x00"
 
 
 @pytest.mark.parametrize(
@@ -732,3 +736,147 @@ def test_connected_client_helper() -> None:
         assert client.send(C.SEND, ("destination", "/q")) == [
             Frame(C.SEND, (("destination", "/q"),))
         ]
+
+
+# --- sending: send() and fail() update the state --------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_send_encodes_in_the_negotiated_version(version: str) -> None:
+    session = connected(version)
+    wire = session.send(receipt_frame("a:b"))
+    assert wire == serialize(receipt_frame("a:b"), version)
+    assert session.state is State.CONNECTED
+    assert session.error_sent is None
+
+
+@pytest.mark.parametrize("command", ORDERED_CLIENT)
+def test_send_refuses_client_frames(command: Command) -> None:
+    with pytest.raises(LocalProtocolError):
+        connected().send(Frame(command, required(command)))
+
+
+@pytest.mark.parametrize("state", ["connecting", "connected", "disconnected"])
+def test_error_closes_the_session_and_nothing_follows(state: str) -> None:
+    """STOMP 1.2 §ERROR: after an ERROR the server MUST close the connection."""
+    session = ServerSession() if state == "connecting" else connected()
+    if state == "disconnected":
+        session.receive(Frame(C.DISCONNECT, (("receipt", "bye"),)))
+    error = InvalidFrame("bad", details="why", receipt_id="r")
+    assert session.fail(error) == serialize(error_frame(error), session.version)
+    assert session.state is State.CLOSED
+    assert session.error_sent == error_frame(error)
+    for frame in (receipt_frame("bye"), error_frame(error), Frame(C.MESSAGE)):
+        with pytest.raises(LocalProtocolError, match="after ERROR"):
+            session.send(frame)
+
+
+def test_an_error_frame_sent_by_hand_closes_too() -> None:
+    session = connected()
+    session.receive(Frame(C.BEGIN, (("transaction", "t"),)))
+    session.send(Frame(C.ERROR, (("message", "bye"),)))
+    assert session.state is State.CLOSED
+    assert session._transactions == {}
+    with pytest.raises(LocalProtocolError):
+        session.send(receipt_frame("r"))
+
+
+def test_receipt_for_a_disconnect_is_sent_after_the_session_closed() -> None:
+    session = connected()
+    (disconnect,) = session.receive(Frame(C.DISCONNECT, (("receipt", "bye"),)))
+    assert session.state is State.CLOSED
+    receipt = receipt_for(disconnect)
+    assert receipt is not None
+    assert session.send(receipt) == b"RECEIPT\nreceipt-id:bye\n\n\x00"
+
+
+def test_unencodable_error_leaves_the_session_open() -> None:
+    session = connected("1.0")
+    with pytest.raises(LocalProtocolError):
+        session.send(Frame(C.ERROR, (("message", "a\nb"),)))
+    assert session.state is State.CONNECTED
+    assert session.error_sent is None
+
+
+# --- receipts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ORDERED_CLIENT)
+def test_receipt_for(command: Command) -> None:
+    """STOMP 1.2 §Header receipt: any client frame but CONNECT may ask for a RECEIPT."""
+    frame = Frame(command, (*required(command), ("receipt", "r")))
+    expected = None if command in (C.CONNECT, C.STOMP) else receipt_frame("r", (("x", "1"),))
+    assert receipt_for(frame, (("x", "1"),)) == expected
+    assert receipt_for(frame.without("receipt")) is None
+
+
+# --- bytes before CONNECT -------------------------------------------------------------------
+
+
+def test_bytes_before_connect_are_bounded() -> None:
+    session = ServerSession(Limits(max_bytes_before_connect=10))
+    assert list(session.receive_data(b"\n" * 10)) == []  # heart-beats count too
+    with pytest.raises(LimitExceeded) as info:
+        list(session.receive_data(b"\n"))
+    assert info.value.message == "too much data before CONNECT"
+    assert info.value.details == "at most 10 bytes"
+    assert info.value.receipt_id is None
+    assert session.state is State.CLOSED
+
+
+def test_a_connect_in_pieces_counts_every_piece() -> None:
+    connect = b"CONNECT\naccept-version:1.2\n\n\x00"
+    session = ServerSession(Limits(max_bytes_before_connect=len(connect) - 1))
+    _, error = receive_until_error(session, [bytes([b]) for b in connect])
+    assert isinstance(error, LimitExceeded)
+
+
+def test_the_chunk_holding_the_connect_counts_whole_and_later_ones_not() -> None:
+    connect = b"CONNECT\naccept-version:1.2\n\n\x00"
+    send = b"SEND\ndestination:/q\n\n\x00"
+    session = ServerSession(Limits(max_bytes_before_connect=len(connect + send)))
+    assert len(list(session.receive_data(connect + send))) == 2
+    assert len(list(session.receive_data(send * 10))) == 10
+    over = ServerSession(Limits(max_bytes_before_connect=len(connect + send) - 1))
+    with pytest.raises(LimitExceeded):
+        list(over.receive_data(connect + send))
+
+
+def test_bytes_before_connect_default_to_16_kib() -> None:
+    session = ServerSession()
+    assert list(session.receive_data(b"\n" * 16 * 1024)) == []
+    with pytest.raises(LimitExceeded):
+        list(session.receive_data(b"\n"))
+
+
+# --- the session's subscriptions ------------------------------------------------------------
+
+
+def test_subscribe_with_a_live_id_is_refused_on_receipt() -> None:
+    session = connected()
+    subscribe = Frame(C.SUBSCRIBE, (("destination", "/a"), ("id", "s"), ("receipt", "r")))
+    admission = session.subscriptions.admit(subscribe)
+    session.subscriptions.add(Record.admitted(admission))
+    with pytest.raises(InvalidFrame) as info:
+        session.receive(subscribe)
+    assert info.value.message == "duplicate subscription id"
+    assert info.value.receipt_id == "r"
+
+
+def test_session_passes_its_policy_and_version_to_the_subscriptions() -> None:
+    policy = SubscriptionPolicy(duplicates="reject", max_subscriptions=3, max_pending_acks=5)
+    session = ServerSession(subscriptions=policy)
+    assert session.subscriptions.policy is policy
+    list(session.receive_data(b"CONNECT\naccept-version:1.1\n\n\x00"))
+    assert session.subscriptions.version == "1.1"
+
+
+def test_close_forgets_the_subscriptions() -> None:
+    session = connected()
+    subscribe = Frame(C.SUBSCRIBE, (("destination", "/a"), ("id", "s"), ("ack", "client")))
+    admission = session.subscriptions.admit(subscribe)
+    subscription = Record.admitted(admission)
+    session.subscriptions.add(subscription)
+    session.subscriptions.deliver(subscription, "m")
+    session.close()
+    assert (len(session.subscriptions), session.subscriptions.pending_acks) == (0, 0)

@@ -9,7 +9,7 @@ from protocol.errors import MalformedFrame, ProtocolError
 from protocol.frames import Command, Frame, HeartBeat
 from protocol.parser import Parser
 from protocol.serializer import MessageTemplate, message_head, serialize
-from protocol.session import ServerSession, State, error_frame, receipt_frame
+from protocol.session import ServerSession, State, receipt_frame
 
 from ._helpers import HB, byte_by_byte, parse_bytes, parse_until_error
 
@@ -209,7 +209,7 @@ def test_stomper_unpacks_a_message_template() -> None:
 def test_stomper_engine_acks_a_served_message() -> None:
     session = _connected_1_1()
     engine = stomper.Engine()
-    connected = session.serialize(session.connected_frame(session="sess-1", server="gw"))
+    connected = session.send(session.connected_frame(session="sess-1", server="gw"))
     assert engine.react(connected.decode()) == stomper.NO_RESPONSE_NEEDED
     assert engine.sessionId == "sess-1"
 
@@ -235,7 +235,7 @@ def test_stomper_engine_reads_receipt_and_error() -> None:
     session = ServerSession()
     with pytest.raises(ProtocolError) as info:
         list(session.receive_data(b"SEND\ndestination:/q\nreceipt:r-2\n\n\x00"))
-    error_text = session.serialize(error_frame(info.value)).decode()
+    error_text = session.fail(info.value).decode()
     unpacked = stomper.unpack_frame(error_text)
     assert unpacked["cmd"] == "ERROR"
     assert unpacked["headers"]["message"] == "not connected"

@@ -42,7 +42,7 @@ from gateway.transport.handlers import (
 from gateway.transport.heartbeats import HeartBeatWheel
 from gateway.transport.shared import Shared
 from gateway.transport.websocket import StompWebSocket
-from protocol import Frame, HeartBeatPolicy, Limits, MessageTemplate, Parser
+from protocol import Frame, HeartBeatPolicy, Limits, MessageTemplate, Parser, SubscriptionPolicy
 
 PEER = ("198.51.100.7", 4711)
 # Where the recording handlers tell a client its frames were refused.
@@ -299,8 +299,9 @@ class Harness:
         self.client = FakeClient()
         self.shared = Shared(
             settings=self.config,
-            limits=Limits(),
+            limits=self.config.component(Limits),
             heart_beat_policy=policy or HeartBeatPolicy(),
+            subscription_policy=self.config.component(SubscriptionPolicy),
             metrics=self.metrics,
             heart_beats=HeartBeatWheel(0.05),
             flusher=Flusher(),

@@ -66,10 +66,6 @@ class SubscriptionRegistry:
         self._count += 1
         return self._occupied(subscription.destination)
 
-    def get(self, session: Subscriber, subscription_id: str) -> Subscription | None:
-        """Return the session's subscription with this id, if live."""
-        return self._by_session.get(session, {}).get(subscription_id)
-
     def remove(self, session: Subscriber, subscription_id: str) -> Subscription | None:
         """Remove and return the session's subscription with this id, if live."""
         own = self._by_session.get(session)

@@ -26,7 +26,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-from .disconnects import CLIENT_CLOSED, CONNECTION_LOST, Disconnect
+from .disconnects import CLIENT_CLOSED, CONNECTION_LOST, SERVER_GOING_AWAY, Disconnect
 
 __all__ = [
     "SERVER_BEAT",
@@ -130,7 +130,8 @@ def close_outcome(websocket: ServerConnection) -> tuple[Disconnect, str]:
     The code and reason of a close the gateway did not ask for, and who
     started it (RFC 6455 §7.1.5): ``websockets`` itself (1009 message too
     big, 1007 invalid UTF-8, 1011 keepalive timeout), ``gateway``, or the
-    ``client``.
+    ``client``. A connection still open with no close frame exchanged is the
+    gateway's to close, going away: never with 1006 (RFC 6455 §7.4.1).
     """
     protocol = websocket.protocol
     sent, received = protocol.close_sent, protocol.close_rcvd
@@ -138,6 +139,8 @@ def close_outcome(websocket: ServerConnection) -> tuple[Disconnect, str]:
         return Disconnect(sent.code, sent.reason), "gateway"
     if received is not None:
         return Disconnect(received.code, received.reason or CLIENT_CLOSED.reason), "client"
+    if protocol.state is State.OPEN:
+        return SERVER_GOING_AWAY, "gateway"
     return CONNECTION_LOST, "client"
 
 

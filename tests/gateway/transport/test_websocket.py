@@ -9,7 +9,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-import gateway.transport.connection
+import gateway.transport.outbound
 from gateway.transport.websocket import SERVER_BEAT, client_beat
 from protocol import HeartBeat
 from tests.support.beats import spy_on_beats
@@ -106,13 +106,13 @@ async def test_no_beats_are_taken_without_negotiated_client_beats(
 def direct_writes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Record whether each server beat went straight to the transport."""
     written: list[bool] = []
-    write = gateway.transport.connection.write_server_beat
+    write = gateway.transport.outbound.write_server_beat
 
     def recorded(websocket: object) -> bool:
         written.append(write(websocket))  # type: ignore[arg-type]
         return written[-1]
 
-    monkeypatch.setattr(gateway.transport.connection, "write_server_beat", recorded)
+    monkeypatch.setattr(gateway.transport.outbound, "write_server_beat", recorded)
     return written
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.metrics import Metrics
-from protocol import Frame, ProtocolError, ServerSession, error_frame
+from protocol import Frame, InvalidFrame, ProtocolError, ServerSession, State, error_frame
 
 from . import disconnects
 from .disconnects import Disconnect
@@ -40,6 +40,8 @@ class _Connection(Session, Protocol):
     def heart_beat(self, now: float, horizon: float) -> float | None: ...
 
     def close(self, disconnect: Disconnect, by: str = ...) -> None: ...
+
+    def fail(self, error: ProtocolError) -> None: ...
 
     def _release(self) -> None: ...
 
@@ -125,3 +127,8 @@ class Closing:
         )
         self.session.close()
         self.close(disconnects.slow_consumer(why))
+
+    def _no_connect(self: _Connection) -> None:
+        """The connect timeout: no CONNECT came in time."""
+        if self.session.state is State.CONNECTING:
+            self.fail(InvalidFrame("connect timeout", details="no CONNECT frame in time"))

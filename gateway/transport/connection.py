@@ -8,6 +8,14 @@ rules of the session's :class:`protocol.Subscriptions`, kept in step with the
 gateway's subscription index.
 RECEIPTs leave in the frames' order (:mod:`gateway.transport.receipts`);
 everything going out is queued without waiting (:mod:`gateway.transport.outbound`).
+
+This module holds the lifecycle, the read loop and dispatch; the rest of a
+connection comes from mixins over its slots, one module each:
+:mod:`~gateway.transport.subscribing` (SUBSCRIBE, UNSUBSCRIBE, acks, MESSAGEs),
+:mod:`~gateway.transport.beating` (its heart-beats),
+:mod:`~gateway.transport.pacing` (the SEND rate, back-pressure),
+:mod:`~gateway.transport.closing` (ERROR, close, the end's bookkeeping) and
+:class:`~gateway.transport.receipts.Answering` (RECEIPT or refusal).
 """
 
 from __future__ import annotations
@@ -30,7 +38,6 @@ from protocol import (
     Refused,
     ServerSession,
     State,
-    receipt_for,
 )
 
 from . import disconnects
@@ -39,9 +46,9 @@ from .closing import Closing
 from .framing import Framing, FramingError, Kind
 from .handlers import Action, SessionLog, at_once
 from .outbound import Outbound
+from .pacing import Pacing
 from .peers import remote_address
-from .rates import charge
-from .receipts import Receipts
+from .receipts import Answering, Receipts
 from .shared import Shared
 from .subscribing import SubscriptionDispatch
 from .websocket import close_outcome
@@ -56,7 +63,7 @@ SERVER_NAME = "stomp-gateway/0.1.0"
 FRAMES_PER_TURN = 8
 
 
-class StompConnection(Closing, SubscriptionDispatch, HeartBeating):
+class StompConnection(Answering, Closing, Pacing, SubscriptionDispatch, HeartBeating):
     """
     The server side of one STOMP over WebSocket connection.
 
@@ -228,8 +235,7 @@ class StompConnection(Closing, SubscriptionDispatch, HeartBeating):
             if self._outbound.closing is not None:
                 return  # closed meanwhile (heart-beat, slow consumer): nothing more is done
         try:
-            if self._shared.settings.send_rate_policy == "reject":
-                charge(self._sends, self._shared.settings, effects, self._loop.time())
+            self._charge(effects)
             # Check every effect before any takes place: a COMMIT whose held
             # frames include a bad one is refused as a whole.
             actions = [self._prepare(effect) for effect in effects]
@@ -256,64 +262,6 @@ class StompConnection(Closing, SubscriptionDispatch, HeartBeating):
         backlog = receipts.add(frame, receipt, extra, pending, refused)
         if backlog is not None:
             await self._unread(asyncio.wait({backlog}))  # back-pressure on this client
-
-    async def _throttle(self) -> None:
-        """
-        Charge a SEND, in a transaction or not, as it is read; over the rate,
-        stop reading until the budget is out of debt (back-pressure, as
-        RabbitMQ's flow control): nothing is refused, the client slows down.
-        A transaction's SENDs are paced as they come, so any COMMIT can succeed.
-        """
-        delay = self._sends.borrow(self._loop.time())
-        if delay:
-            self._metrics.throttled_seconds += delay
-            await self._unread(asyncio.sleep(delay))
-
-    async def _unread(self, waiting: Awaitable[object]) -> None:
-        """
-        Await ``waiting`` with the client's socket unread. Meanwhile what the
-        client sent waits in the socket unseen, so its silence is not judged
-        (STOMP 1.2 §Heart-beating counts any data received), and is timed
-        afresh from when reading resumes.
-        """
-        self._holding = True
-        try:
-            await waiting
-        finally:
-            self._holding = False
-            if self._monitor is not None:
-                self._monitor.received(self._loop.time())
-
-    def _finish_frame(
-        self, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
-    ) -> None:
-        """The frame's effect is done, or was refused: tell the client, in the frames' order."""
-        if refused is None:
-            self._conclude(frame, receipt, extra)
-        else:
-            self._report(refused, frame, receipt)
-
-    def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
-        """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
-        # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
-        if (answer := receipt_for(frame, extra)) is not None:
-            self._send(answer)
-        if frame.command is Command.DISCONNECT:
-            self.close(disconnects.CLIENT_DISCONNECTED, by="client")
-
-    def _report(self, reason: str, frame: Frame, receipt: str | None) -> None:
-        """The application refused the frame: tell the client, Spring's way (see README)."""
-        self._metrics.error(reason)
-        self.log.event(
-            logging.INFO,
-            "rejected",
-            "rejected %s remote=%s: %s",
-            frame.command.value,
-            self.remote,
-            reason,
-            reason=reason,
-        )
-        self._handlers.on_refused(reason, receipt)
 
     # Frames.
 
@@ -370,12 +318,6 @@ class StompConnection(Closing, SubscriptionDispatch, HeartBeating):
             self.log.debug(">>> %s %s", frame.command.value, frame.headers)
         self._metrics.frames_sent[frame.command] += 1
         self._outbound.enqueue(self.session.send(frame), Kind.TEXT)
-
-    # Timers.
-
-    def _no_connect(self) -> None:
-        if self.session.state is State.CONNECTING:
-            self.fail(InvalidFrame("connect timeout", details="no CONNECT frame in time"))
 
     def _loggable(self, frame: Frame) -> Headers:
         """The headers of ``frame`` with credentials masked: tokens are never logged."""

@@ -31,7 +31,7 @@ from gateway.numbers import saturating_int
 from gateway.security.access import Access, Caller
 from gateway.transport import sockjs
 from gateway.transport.sockjs import Route, route
-from gateway.transport.websocket import StompWebSocket
+from gateway.transport.websocket import StompWebSocket, hand_request
 from persistence import MessageStore, StoreError
 
 from .backend import BackendApi, BodyError
@@ -94,12 +94,28 @@ class GatewayConnection(StompWebSocket):
         request = self._request(self._held)
         if request is not None:
             self._held = None
-            if (refusal := _refusal(request)) is not None:
-                # websockets would close the connection without an answer; RFC 9112 §3
-                # and RFC 9110 §5.5: an invalid request line or field value is refused, 400.
-                self.head_error, self._passing = refusal, False
-                request = b"GET / HTTP/1.1\r\n\r\n"
-            super().data_received(request)
+            super().data_received(self._read_head(request))
+
+    def _read_head(self, request: bytes) -> bytes:
+        """
+        Read the head of ``request`` once, handing it to ``websockets`` when
+        whole; return the bytes websockets is still to be fed.
+        """
+        reader = StreamReader()
+        reader.feed_data(request)
+        try:
+            next(Request.parse(reader.read_line))
+        except StopIteration as read:  # a whole head
+            if hand_request(self, read.value):
+                return bytes(reader.buffer)  # what followed it
+        except SecurityError:  # one websockets answers itself (414, 431)
+            pass
+        except (EOFError, ValueError, NotImplementedError) as exc:  # EOFError: no CR
+            # websockets would close the connection without an answer; RFC 9112 §3
+            # and RFC 9110 §5.5: an invalid request line or field value is refused, 400.
+            self.head_error, self._passing = f"malformed request head: {str(exc)[:200]}", False
+            return b"GET / HTTP/1.1\r\n\r\n"
+        return request  # websockets reads it
 
     def _request(self, held: bytearray) -> bytes | None:
         """Return what to hand to ``websockets`` once known, else None to wait."""
@@ -146,22 +162,6 @@ class GatewayConnection(StompWebSocket):
             self.body_error = (status, reason or _REASONS[status].format(self.max_body))
         self._passing = False
         return head if head.endswith(b"\r\n\r\n") else head + b"\r\n"
-
-
-def _refusal(request: bytes) -> str | None:
-    """
-    Why websockets would drop ``request`` without an answer; None when it
-    reads its head, or answers it (414, 431).
-    """
-    reader = StreamReader()
-    reader.feed_data(request)
-    try:
-        next(Request.parse(reader.read_line))
-    except (StopIteration, SecurityError):  # a whole head, or one websockets answers itself
-        return None
-    except (EOFError, ValueError, NotImplementedError) as exc:  # EOFError: a line without CR
-        return f"malformed request head: {str(exc)[:200]}"
-    return None  # a head websockets reads, not whole yet
 
 
 def _field_name(field: bytes) -> bytes:

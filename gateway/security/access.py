@@ -58,7 +58,10 @@ class Access:
 
     def is_service(self, authorization: str | None) -> bool:
         """Whether ``authorization`` is ``Bearer <--service-token>``."""
-        token = bearer_token(authorization or "")
+        return self._is_service_token(bearer_token(authorization or ""))
+
+    def _is_service_token(self, token: str | None) -> bool:
+        """Whether ``token``, a Bearer credential's, is ``--service-token``."""
         return (
             bool(self.service_token)
             and token is not None
@@ -73,10 +76,14 @@ class Access:
             Refused: 401, authentication is on and it proves nobody.
 
         """
-        if self.authenticator is None or self.is_service(authorization):
+        if self.authenticator is None:
+            return None
+        value = (authorization or "").strip()
+        token = bearer_token(value)  # read once: the service's token, or a member's
+        if self._is_service_token(token):
             return None
         try:
-            return self.authenticator.authenticate({"Authorization": authorization or ""})
+            return self.authenticator.verify(value if token is None else token)
         except AuthenticationError as exc:
             raise Refused(http.HTTPStatus.UNAUTHORIZED, str(exc), _CHALLENGE) from None
 

@@ -185,7 +185,18 @@ class Authenticator:
             AuthenticationError: No token, or one that does not verify.
 
         """
-        token = _token(headers)
+        return self.verify(_token(headers))
+
+    def verify(self, token: str) -> Member:
+        """
+        Return the member ``token`` names.
+
+        Raises:
+            AuthenticationError: The token is empty, or does not verify.
+
+        """
+        if not token:
+            raise AuthenticationError("no token: send Authorization: Bearer <token>")
         try:
             claims = jwt.decode(
                 token,
@@ -238,15 +249,20 @@ def bearer_token(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
+def _credential(value: str) -> str:
+    """
+    The token a credential header carries: ``Bearer <token>``, or a bare
+    token, as passcode and login carry it ("" for none).
+    """
+    value = value.strip()
+    token = bearer_token(value)
+    return value if token is None else token
+
+
 def _token(headers: Mapping[str, str]) -> str:
-    for name in CREDENTIAL_HEADERS:
-        value = headers.get(name, "").strip()
-        token = bearer_token(value)
-        if token is None:  # a bare token, as passcode and login carry it
-            token = value
-        if token:
-            return token
-    raise AuthenticationError("no token: send Authorization: Bearer <token>")
+    """The first token of the credential headers, "" for none."""
+    tokens = (_credential(headers.get(name, "")) for name in CREDENTIAL_HEADERS)
+    return next((token for token in tokens if token), "")
 
 
 def _rooms(claims: dict[str, Any], claim: str) -> frozenset[int] | None:

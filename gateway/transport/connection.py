@@ -8,15 +8,22 @@ rules of the session's :class:`protocol.Subscriptions`, kept in step with the
 gateway's subscription index.
 RECEIPTs leave in the frames' order (:mod:`gateway.transport.receipts`);
 everything going out is queued without waiting (:mod:`gateway.transport.outbound`).
+
+This module holds the lifecycle, the read loop and dispatch; the rest of a
+connection comes from mixins over its slots, one module each:
+:mod:`~gateway.transport.subscribing` (SUBSCRIBE, UNSUBSCRIBE, acks, MESSAGEs),
+:mod:`~gateway.transport.beating` (its heart-beats),
+:mod:`~gateway.transport.pacing` (the SEND rate, back-pressure),
+:mod:`~gateway.transport.closing` (ERROR, close, the end's bookkeeping) and
+:class:`~gateway.transport.receipts.Answering` (RECEIPT or refusal).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -27,33 +34,24 @@ from protocol import (
     Headers,
     HeartBeatMonitor,
     InvalidFrame,
-    LimitExceeded,
-    LocalProtocolError,
-    MessageTemplate,
     ProtocolError,
     Refused,
     ServerSession,
     State,
-    error_frame,
-    receipt_for,
 )
-from protocol import Subscription as StompSubscription
 
 from . import disconnects
-from .disconnects import Disconnect
+from .beating import HeartBeating
+from .closing import Closing
 from .framing import Framing, FramingError, Kind
-from .handlers import Action, Refusal, SessionLog, Subscription, at_once
+from .handlers import Action, SessionLog, at_once
 from .outbound import Outbound
-from .receipts import Receipts
+from .pacing import Pacing
+from .peers import remote_address
+from .receipts import Answering, Receipts
 from .shared import Shared
-from .websocket import (
-    StompWebSocket,
-    at_rest,
-    client_beat,
-    close_outcome,
-    stop_keepalive,
-    write_server_beat,
-)
+from .subscribing import SubscriptionDispatch
+from .websocket import close_outcome
 
 __all__ = ["SERVER_NAME", "StompConnection"]
 
@@ -65,7 +63,7 @@ SERVER_NAME = "stomp-gateway/0.1.0"
 FRAMES_PER_TURN = 8
 
 
-class StompConnection:
+class StompConnection(Answering, Closing, Pacing, SubscriptionDispatch, HeartBeating):
     """
     The server side of one STOMP over WebSocket connection.
 
@@ -104,7 +102,7 @@ class StompConnection:
         self.websocket = websocket
         self.framing = framing
         self.id = secrets.token_hex(8)
-        self.remote = _address(websocket)
+        self.remote = remote_address(websocket)
         self.session = ServerSession(
             shared.limits, shared.heart_beat_policy, subscriptions=shared.subscription_policy
         )
@@ -170,61 +168,6 @@ class StompConnection:
         finally:
             self.close(*close_outcome(self.websocket))
             await self._finish()
-
-    async def _finish(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._shared.heart_beats.cancel(self)
-        self._take_beats(None)
-        self.session.close()
-        self._release()
-        await self._outbound.finish(self._shared.settings.shutdown_timeout)
-        disconnect = self._outbound.closing
-        assert disconnect is not None
-        self.log.event(
-            logging.INFO,
-            "closed",
-            "closed remote=%s code=%d reason=%s closed_by=%s subscriptions_removed=%d",
-            self.remote,
-            disconnect.code,
-            disconnect.reason,
-            self._closed_by,
-            self._released,
-            reason=disconnect.reason,
-        )
-
-    def close(self, disconnect: Disconnect, by: str = "gateway") -> None:
-        """
-        Write out what is queued, then close the WebSocket; ``by`` tells who
-        started the close (``gateway`` or ``client``) for the log.
-
-        Nothing more is delivered, and the session's subscriptions go as soon
-        as the current fan-out (which may be iterating over them) is done.
-        """
-        if self._outbound.closing is None:
-            self._closed_by = by
-            self._loop.call_soon(self._release)
-            self._outbound.close(disconnect)
-
-    def _release(self) -> None:
-        if self._released is None:
-            self._released = self._shared.subscriptions.remove_session(self)
-            self._handlers.on_disconnect()
-
-    def fail(
-        self,
-        error: ProtocolError,
-        disconnect: Callable[[str], Disconnect] = disconnects.protocol_error,
-    ) -> None:
-        """Send ERROR, then close: STOMP 1.2 §ERROR says the server MUST close."""
-        if self._outbound.closing is not None:
-            return
-        self._metrics.error(error.message)
-        self.log.event(
-            logging.INFO, "error", "error remote=%s: %s", self.remote, error, reason=error.message
-        )
-        self._send(error_frame(error))  # the session is closed once its ERROR is sent
-        self.close(disconnect(error.message))
 
     # Reading.
 
@@ -320,86 +263,6 @@ class StompConnection:
         if backlog is not None:
             await self._unread(asyncio.wait({backlog}))  # back-pressure on this client
 
-    async def _throttle(self) -> None:
-        """
-        Charge a SEND, in a transaction or not, as it is read; over the rate,
-        stop reading until the budget is out of debt (back-pressure, as
-        RabbitMQ's flow control): nothing is refused, the client slows down.
-        A transaction's SENDs are paced as they come, so any COMMIT can succeed.
-        """
-        delay = self._sends.borrow(self._loop.time())
-        if delay:
-            self._metrics.throttled_seconds += delay
-            await self._unread(asyncio.sleep(delay))
-
-    def _charge(self, effects: list[Frame]) -> None:
-        """
-        With ``--send-rate-policy reject``, charge the SENDs about to take
-        effect (a COMMIT's, together); refuse them all, spending nothing,
-        when the budget lacks tokens for them.
-
-        Raises:
-            Refusal: Over the rate.
-
-        """
-        settings = self._shared.settings
-        if settings.send_rate_policy != "reject":
-            return
-        sends = sum(effect.command is Command.SEND for effect in effects)
-        if sends > settings.send_burst:
-            raise Refusal(
-                f"rate limit exceeded: the transaction holds {sends} SENDs, "
-                f"more than --send-burst {settings.send_burst}"
-            )
-        if sends and not self._sends.take(self._loop.time(), sends):
-            raise Refusal(f"rate limit exceeded: at most {settings.send_rate:g} SENDs per second")
-
-    async def _unread(self, waiting: Awaitable[object]) -> None:
-        """
-        Await ``waiting`` with the client's socket unread. Meanwhile what the
-        client sent waits in the socket unseen, so its silence is not judged
-        (STOMP 1.2 §Heart-beating counts any data received), and is timed
-        afresh from when reading resumes.
-        """
-        self._holding = True
-        try:
-            await waiting
-        finally:
-            self._holding = False
-            if self._monitor is not None:
-                self._monitor.received(self._loop.time())
-
-    def _finish_frame(
-        self, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
-    ) -> None:
-        """The frame's effect is done, or was refused: tell the client, in the frames' order."""
-        if refused is None:
-            self._conclude(frame, receipt, extra)
-        else:
-            self._report(refused, frame, receipt)
-
-    def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None:
-        """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
-        # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
-        if (answer := receipt_for(frame, extra)) is not None:
-            self._send(answer)
-        if frame.command is Command.DISCONNECT:
-            self.close(disconnects.CLIENT_DISCONNECTED, by="client")
-
-    def _report(self, reason: str, frame: Frame, receipt: str | None) -> None:
-        """The application refused the frame: tell the client, Spring's way (see README)."""
-        self._metrics.error(reason)
-        self.log.event(
-            logging.INFO,
-            "rejected",
-            "rejected %s remote=%s: %s",
-            frame.command.value,
-            self.remote,
-            reason,
-            reason=reason,
-        )
-        self._handlers.on_refused(reason, receipt)
-
     # Frames.
 
     def _prepare(self, frame: Frame) -> Action:
@@ -432,20 +295,9 @@ class StompConnection:
     def _connected(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        send_ms, receive_ms = self.session.heart_beat
-        tolerance = self._shared.heart_beat_policy.tolerance
-        keep_alive = send_ms or self.framing.idle_heartbeat_ms
-        self._monitor = HeartBeatMonitor(keep_alive, receive_ms, tolerance, self._loop.time())
-        self._outbound.monitor = self._monitor
-        if receive_ms:
-            # The client's heart-beats now tell when it is gone (STOMP 1.2
-            # §Heart-beating): WebSocket pings would only add work and a task.
-            stop_keepalive(self.websocket)
         self._send(self.session.connected_frame(session=self.id, server=SERVER_NAME))
-        if (deadline := self._monitor.next_check()) is not None:
-            self._shared.heart_beats.schedule(self, deadline)
-        if receive_ms and self.framing.bare_beats:
-            self._take_beats(self._beat_received)
+        self._start_heart_beats()
+        send_ms, receive_ms = self.session.heart_beat
         self.log.event(
             logging.INFO,
             "connected",
@@ -457,72 +309,7 @@ class StompConnection:
         )
         self._handlers.on_connected()
 
-    def _prepare_subscribe(self, frame: Frame) -> Action:
-        # The session refused a live id as the frame arrived; the application
-        # judges the destination before the session's subscription rules apply.
-        subscribing = self._handlers.on_subscribe(frame)
-        admission = self.session.subscriptions.admit(frame)
-        subscription = Subscription(
-            session=self,
-            id=admission.id,
-            destination=admission.destination,
-            ack_mode=admission.ack_mode,
-            head=admission.head,
-        )
-        subscribe = functools.partial(self._subscribe, subscription, admission.replaces)
-        return functools.partial(subscribing, subscription, subscribe)
-
-    def _subscribe(
-        self, subscription: Subscription, replaced: tuple[StompSubscription, ...]
-    ) -> Awaitable[None] | None:
-        """Register ``subscription``; return what its RECEIPT waits for (the bus, its room)."""
-        for old in replaced:
-            self._unsubscribe(old.id)
-        self.session.subscriptions.add(subscription)
-        return self._shared.subscriptions.add(subscription)
-
-    def _on_unsubscribe(self, frame: Frame) -> None:
-        subscription_id = self.session.subscriptions.unsubscribe_id(frame)
-        if self._unsubscribe(subscription_id) is None:
-            # An id replaced by a later SUBSCRIBE to the same destination, or
-            # never live: the client's wish (no such subscription) holds, and
-            # the session keeps its other subscriptions; a RECEIPT follows.
-            self.log.debug("unsubscribed unknown id %r", subscription_id)
-
-    def _unsubscribe(self, subscription_id: str) -> Subscription | None:
-        subscription = self._shared.subscriptions.remove(self, subscription_id)
-        if subscription is not None:
-            self.session.subscriptions.remove(subscription_id)
-            self._handlers.on_unsubscribe(subscription)
-        return subscription
-
-    def _prepare_ack(self, frame: Frame) -> Action:
-        subscriptions = self.session.subscriptions
-        return at_once(subscriptions.acknowledge, subscriptions.check_ack(frame))
-
     # Writing.
-
-    def deliver(self, subscription: Subscription, template: MessageTemplate) -> None:
-        """Queue a MESSAGE for one of this session's subscriptions."""
-        if self._outbound.closing is not None:
-            return
-        ack = None
-        if subscription.ack_mode != "auto":  # the fan-out's common case awaits no ACK
-            try:
-                ack = self.session.subscriptions.deliver(subscription, template.message_id)
-            except LimitExceeded as exc:
-                self.fail(exc)
-                return
-        head = subscription.head
-        if subscription.note:
-            head, subscription.note = head + subscription.note, b""
-        try:
-            data = template.render(head, self.version, ack)
-        except LocalProtocolError as exc:
-            self.log.warning("cannot receive a message: %s", exc)
-            return
-        self._metrics.messages_sent += 1
-        self._outbound.enqueue(data, Kind.TEXT if template.is_text else Kind.BINARY)
 
     def _send(self, frame: Frame) -> None:
         if self.session.error_sent is not None:
@@ -532,80 +319,6 @@ class StompConnection:
         self._metrics.frames_sent[frame.command] += 1
         self._outbound.enqueue(self.session.send(frame), Kind.TEXT)
 
-    def _slow_consumer(self, why: str) -> None:
-        self._metrics.slow_consumer_disconnects += 1
-        self.log.event(
-            logging.WARNING,
-            "slow consumer",
-            "slow consumer remote=%s: %s",
-            self.remote,
-            why,
-            reason=why,
-        )
-        self.session.close()
-        self.close(disconnects.slow_consumer(why))
-
-    # Timers.
-
-    def _no_connect(self) -> None:
-        if self.session.state is State.CONNECTING:
-            self.fail(InvalidFrame("connect timeout", details="no CONNECT frame in time"))
-
-    def heart_beat(self, now: float, horizon: float) -> float | None:
-        """
-        Close if the client fell silent, send the beat due before ``horizon``;
-        return when to look again (see :class:`gateway.transport.heartbeats.HeartBeatWheel`).
-        """
-        monitor = self._monitor
-        if monitor is None or self._outbound.closing is not None:
-            return None
-        if self._holding:
-            monitor.received(now)  # its data waits unread, see _unread
-        if monitor.timed_out(now):
-            self._metrics.heartbeat_timeouts += 1
-            reason = disconnects.HEART_BEAT_TIMEOUT.reason
-            self.log.event(
-                logging.INFO, reason, "heart-beat timeout remote=%s", self.remote, reason=reason
-            )
-            self.session.close()
-            self.close(disconnects.HEART_BEAT_TIMEOUT)
-            return None
-        if monitor.send_due(horizon):
-            self._send_heart_beat()
-            monitor.sent(now)
-        return monitor.next_check()
-
-    def _send_heart_beat(self) -> None:
-        if not self.session.heart_beat[0]:
-            self._outbound.enqueue(b"", Kind.HEARTBEAT)  # the transport's own, e.g. SockJS "h"
-        elif not (
-            self.framing.bare_beats and self._outbound.idle() and write_server_beat(self.websocket)
-        ):
-            # STOMP 1.2 §Heart-beating: a heart-beat is a single EOL.
-            self._outbound.enqueue(b"\n", Kind.TEXT)
-
-    def _take_beats(self, taker: Callable[[bytes], bool] | None) -> None:
-        """Let ``taker`` see each read of the socket first (None: no more)."""
-        if isinstance(self.websocket, StompWebSocket):
-            self.websocket.beats = taker
-
-    def _beat_received(self, data: bytes) -> bool:
-        """
-        Take ``data``, what one read brought, if it is a client heart-beat
-        that nothing else would notice (see :mod:`gateway.transport.websocket`);
-        else leave it to the read loop.
-        """
-        if (
-            client_beat(data)
-            and self._monitor is not None
-            and self.session.state is State.CONNECTED
-            and not self.session.parser.buffered  # STOMP 1.2: EOLs between frames only
-            and at_rest(self.websocket)
-        ):
-            self._monitor.received(self._loop.time())
-            return True
-        return False
-
     def _loggable(self, frame: Frame) -> Headers:
         """The headers of ``frame`` with credentials masked: tokens are never logged."""
         redacted = self._shared.redacted
@@ -614,10 +327,3 @@ class StompConnection:
 
 async def _nothing() -> None:
     return None
-
-
-def _address(websocket: ServerConnection) -> str:
-    address = websocket.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)

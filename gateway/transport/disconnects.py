@@ -17,6 +17,7 @@ __all__ = [
     "CONNECTION_LOST",
     "HEART_BEAT_TIMEOUT",
     "NORMAL",
+    "SERVER_GOING_AWAY",
     "Disconnect",
     "going_away",
     "internal_error",
@@ -43,6 +44,9 @@ HEART_BEAT_TIMEOUT = Disconnect(CloseCode.POLICY_VIOLATION, "heart-beat timeout"
 CLIENT_CLOSED = Disconnect(CloseCode.NORMAL_CLOSURE, "client closed the connection")
 # RFC 6455 §7.1.5: no close frame was exchanged (reported, never sent).
 CONNECTION_LOST = Disconnect(CloseCode.ABNORMAL_CLOSURE, "connection lost")
+# RFC 6455 §7.4.1: the server stops serving a connection still open (its task
+# was cancelled); §7.1.1 lets it close, and 1006 MUST NOT be sent.
+SERVER_GOING_AWAY = Disconnect(CloseCode.GOING_AWAY, "server going away")
 
 
 def protocol_error(reason: str) -> Disconnect:

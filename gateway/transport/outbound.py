@@ -22,7 +22,7 @@ from .disconnects import Disconnect
 from .flusher import Flusher
 from .framing import Framing, Kind, Message
 from .framing import Outbound as Queued
-from .websocket import keeps_up
+from .websocket import keeps_up, write_server_beat
 
 __all__ = ["Outbound", "OutboundSettings"]
 
@@ -120,6 +120,17 @@ class Outbound:
         """Write out what is queued, then close the WebSocket with ``disconnect``."""
         self.closing = disconnect
         self._schedule_flush()
+
+    def heart_beat(self, *, stomp: bool) -> None:
+        """
+        Send a heart-beat: STOMP's when ``stomp`` (STOMP 1.2 §Heart-beating:
+        a single EOL), straight to the socket when nothing else is queued or
+        being written; else the transport's own (e.g. SockJS "h").
+        """
+        if not stomp:
+            self.enqueue(b"", Kind.HEARTBEAT)
+        elif not (self._framing.bare_beats and self.idle() and write_server_beat(self._websocket)):
+            self.enqueue(b"\n", Kind.TEXT)
 
     def idle(self) -> bool:
         """Whether nothing is queued or being written and the socket keeps up."""

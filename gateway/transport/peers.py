@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from websockets.asyncio.server import ServerConnection
 
-__all__ = ["remote_host"]
+__all__ = ["remote_address", "remote_host"]
 
 
 def remote_host(connection: ServerConnection) -> str:
@@ -14,3 +14,14 @@ def remote_host(connection: ServerConnection) -> str:
     """
     address = connection.remote_address
     return str(address[0]) if isinstance(address, tuple) else str(address)
+
+
+def remote_address(connection: ServerConnection) -> str:
+    """
+    ``host:port`` of ``connection``, as the logs name it; the socket's own
+    name when it has no (host, port) address, e.g. a Unix socket.
+    """
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{remote_host(connection)}:{address[1]}"
+    return remote_host(connection)

@@ -5,19 +5,25 @@ STOMP 1.2 §Header receipt: a RECEIPT follows the frame's effect. Publishing
 is pipelined (the next frames are read while the bus acknowledges), so a
 frame may be done before an earlier one is; its RECEIPT (or the refusal
 reported instead) still goes out after the earlier frame's.
+:class:`Answering` is how a connection answers a frame once it is concluded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from protocol import Frame, Headers
+from gateway.metrics import Metrics
+from protocol import Command, Frame, Headers, receipt_for
 
-from .handlers import Refusal
+from . import disconnects
+from .disconnects import Disconnect
+from .handlers import Handlers, Refusal, SessionLog
 
-__all__ = ["MAX_IN_FLIGHT", "Finish", "Receipts"]
+__all__ = ["MAX_IN_FLIGHT", "Answering", "Finish", "Receipts"]
 
 # Frames awaiting the bus per connection before it stops reading that client.
 MAX_IN_FLIGHT = 1000
@@ -97,3 +103,59 @@ class Receipts:
                 self._finish(frame, receipt, extra, refused)
         finally:
             self._completer = None
+
+
+class _Connection(Protocol):
+    """What answering needs of its connection."""
+
+    remote: str
+    _handlers: Handlers
+    _metrics: Metrics
+
+    @property
+    def log(self) -> SessionLog: ...
+
+    def close(self, disconnect: Disconnect, by: str = ...) -> None: ...
+
+    def _send(self, frame: Frame) -> None: ...
+
+    def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None: ...
+
+    def _report(self, reason: str, frame: Frame, receipt: str | None) -> None: ...
+
+
+class Answering:
+    """The answers of :class:`gateway.transport.connection.StompConnection` (its :data:`Finish`)."""
+
+    __slots__ = ()
+
+    def _finish_frame(
+        self: _Connection, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
+    ) -> None:
+        """The frame's effect is done, or was refused: tell the client, in the frames' order."""
+        if refused is None:
+            self._conclude(frame, receipt, extra)
+        else:
+            self._report(refused, frame, receipt)
+
+    def _conclude(self: _Connection, frame: Frame, receipt: str | None, extra: Headers) -> None:
+        """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
+        # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
+        if (answer := receipt_for(frame, extra)) is not None:
+            self._send(answer)
+        if frame.command is Command.DISCONNECT:
+            self.close(disconnects.CLIENT_DISCONNECTED, by="client")
+
+    def _report(self: _Connection, reason: str, frame: Frame, receipt: str | None) -> None:
+        """The application refused the frame: tell the client, Spring's way (see README)."""
+        self._metrics.error(reason)
+        self.log.event(
+            logging.INFO,
+            "rejected",
+            "rejected %s remote=%s: %s",
+            frame.command.value,
+            self.remote,
+            reason,
+            reason=reason,
+        )
+        self._handlers.on_refused(reason, receipt)

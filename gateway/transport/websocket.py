@@ -15,7 +15,8 @@ frame object, a queue, a future and a wake-up of the reader; here:
   (:class:`StompWebSocket` lets a taker see each read first).
 
 Also the socket's write buffer (:func:`keeps_up`), how a close came about
-(:func:`close_outcome`) and the keepalive pings (:func:`stop_keepalive`).
+(:func:`close_outcome`), the keepalive pings (:func:`stop_keepalive`) and a
+request head read once for ``websockets`` (:func:`hand_request`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
+from websockets.http11 import Request
+from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
-from .disconnects import CLIENT_CLOSED, CONNECTION_LOST, Disconnect
+from .disconnects import CLIENT_CLOSED, CONNECTION_LOST, SERVER_GOING_AWAY, Disconnect
 
 __all__ = [
     "SERVER_BEAT",
@@ -34,6 +37,7 @@ __all__ = [
     "at_rest",
     "client_beat",
     "close_outcome",
+    "hand_request",
     "keeps_up",
     "stop_keepalive",
     "write_server_beat",
@@ -47,6 +51,10 @@ _MASKED = 0x80
 _EOLS = (b"\n", b"\r\n")
 # The generator websockets' frame parser waits in between two frames.
 _BETWEEN_FRAMES = StreamReader.at_eof.__code__
+# websockets' server parser, and the request parser it delegates to while it
+# waits for the request head.
+_SERVER_PARSER = ServerProtocol.parse.__code__
+_READING_REQUEST = Request.parse.__code__
 
 
 def write_server_beat(websocket: ServerConnection) -> bool:
@@ -130,7 +138,8 @@ def close_outcome(websocket: ServerConnection) -> tuple[Disconnect, str]:
     The code and reason of a close the gateway did not ask for, and who
     started it (RFC 6455 §7.1.5): ``websockets`` itself (1009 message too
     big, 1007 invalid UTF-8, 1011 keepalive timeout), ``gateway``, or the
-    ``client``.
+    ``client``. A connection still open with no close frame exchanged is the
+    gateway's to close, going away: never with 1006 (RFC 6455 §7.4.1).
     """
     protocol = websocket.protocol
     sent, received = protocol.close_sent, protocol.close_rcvd
@@ -138,6 +147,8 @@ def close_outcome(websocket: ServerConnection) -> tuple[Disconnect, str]:
         return Disconnect(sent.code, sent.reason), "gateway"
     if received is not None:
         return Disconnect(received.code, received.reason or CLIENT_CLOSED.reason), "client"
+    if protocol.state is State.OPEN:
+        return SERVER_GOING_AWAY, "gateway"
     return CONNECTION_LOST, "client"
 
 
@@ -147,3 +158,29 @@ def stop_keepalive(websocket: ServerConnection) -> None:
         keepalive.cancel()
         # Dropped too: a cancelled task keeps its exception, traceback and frames.
         websocket.keepalive_task = None
+
+
+def hand_request(websocket: ServerConnection, request: Request) -> bool:
+    """
+    Give ``websockets`` a request head read already, as its server parser
+    does once it has read one: the request is its first event, and the frame
+    parser takes over the bytes that follow. False, handing nothing, unless
+    that parser waits for a request with nothing read yet.
+
+    The caller then feeds what followed the head (``data_received``), which
+    also makes ``websockets`` take the request.
+    """
+    protocol = websocket.protocol
+    parser = getattr(protocol, "parser", None)
+    if (
+        protocol.state is not State.CONNECTING
+        or getattr(parser, "gi_code", None) is not _SERVER_PARSER
+        or getattr(getattr(parser, "gi_yieldfrom", None), "gi_code", None) is not _READING_REQUEST
+        or protocol.reader.buffer
+        or protocol.events
+    ):
+        return False
+    protocol.events.append(request)
+    protocol.parser = Protocol.parse(protocol)
+    next(protocol.parser)  # start the coroutine, as Protocol.__init__ does
+    return True

@@ -408,6 +408,23 @@ async def test_a_client_close_is_logged_as_the_clients(caplog: pytest.LogCapture
     assert harness.app.names().count("on_disconnect") == 1
 
 
+async def test_a_connection_cancelled_while_open_closes_with_1001(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As asyncio.run exiting with clients connected: RFC 6455 §7.4.1 forbids
+    # 1006 in a close frame, so the gateway says it is going away (§7.1.1).
+    caplog.set_level(logging.INFO)
+    harness = Harness()
+    await harness.connect()
+    harness.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(harness.task, 10)
+    assert harness.client.close is not None
+    assert harness.client.close.code == CloseCode.GOING_AWAY
+    assert not [record for record in caplog.records if record.exc_info]
+    assert harness.app.names().count("on_disconnect") == 1
+
+
 @pytest.mark.parametrize(
     "disconnect",
     [
@@ -416,6 +433,7 @@ async def test_a_client_close_is_logged_as_the_clients(caplog: pytest.LogCapture
         disconnects.CLIENT_CLOSED,
         disconnects.protocol_error("too many unacknowledged messages"),
         disconnects.going_away("server restarting"),
+        disconnects.SERVER_GOING_AWAY,
         disconnects.internal_error("internal error"),
         disconnects.slow_consumer("4194305 bytes queued, over 4194304"),
     ],

@@ -1,4 +1,7 @@
-"""Heart-beats on the WebSocket wire, below websockets (gateway/transport/websocket.py)."""
+"""
+Heart-beats on the WebSocket wire, and the request head read once, below
+websockets (gateway/transport/websocket.py).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import asyncio
 import os
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 from websockets.streams import StreamReader
 
-import gateway.transport.connection
-from gateway.transport.websocket import SERVER_BEAT, client_beat
+from gateway.transport.websocket import SERVER_BEAT, client_beat, hand_request, write_server_beat
 from protocol import HeartBeat
 from tests.support.beats import spy_on_beats
 from tests.support.servers import GatewayFactory
@@ -106,13 +110,13 @@ async def test_no_beats_are_taken_without_negotiated_client_beats(
 def direct_writes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Record whether each server beat went straight to the transport."""
     written: list[bool] = []
-    write = gateway.transport.connection.write_server_beat
+    write = write_server_beat
 
     def recorded(websocket: object) -> bool:
         written.append(write(websocket))  # type: ignore[arg-type]
         return written[-1]
 
-    monkeypatch.setattr(gateway.transport.connection, "write_server_beat", recorded)
+    monkeypatch.setattr("gateway.transport.outbound.write_server_beat", recorded)
     return written
 
 
@@ -130,3 +134,59 @@ async def test_server_beats_go_straight_to_the_transport(
         assert direct_writes[:3] == [True] * 3
         # Frames still go through websockets afterwards, in order.
         assert await client.barrier() == []
+
+
+# The request head, read once for websockets.
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each request head read by the gateway went to websockets as read."""
+    results: list[bool] = []
+    hand = hand_request
+
+    def recorded(websocket: ServerConnection, request: Request) -> bool:
+        results.append(hand(websocket, request))
+        return results[-1]
+
+    monkeypatch.setattr("gateway.http.api.hand_request", recorded)
+    return results
+
+
+async def test_a_request_head_is_handed_to_websockets_as_read(
+    make_gateway: GatewayFactory, handed: list[bool]
+) -> None:
+    gateway = await make_gateway()
+    async with await StompTestClient.open(gateway.port) as client:
+        frame = await client.connect("1.2")
+        assert frame.command.value == "CONNECTED"
+    assert handed == [True]
+
+
+async def test_frames_sent_with_the_request_head_are_read_after_it(
+    make_gateway: GatewayFactory, handed: list[bool]
+) -> None:
+    # A client may send its first frames before the 101 (RFC 6455 §4.1 lets it
+    # once the handshake is sent): they follow the head in one read.
+    gateway = await make_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    head = (
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n"
+    )
+    writer.write(head.encode() + masked(b"CONNECT\naccept-version:1.2\nhost:h\n\n\0"))
+    try:
+        status = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert status.startswith(b"HTTP/1.1 101 ")
+        frames = StreamReader()
+        parsing = Frame.parse(frames.read_exact, mask=False)
+        frames.feed_data(await asyncio.wait_for(reader.read(4096), 5))
+        with pytest.raises(StopIteration) as parsed:
+            next(parsing)
+        frame = parsed.value.value
+        assert frame.opcode is Opcode.TEXT
+        assert frame.data.startswith(b"CONNECTED\n")
+    finally:
+        writer.close()
+    assert handed == [True]

@@ -108,7 +108,7 @@ async def test_subscriptions_are_the_transports_and_the_application_hears_of_the
     await harness.settle()
     [subscription] = harness.app.subscriptions
     assert (subscription.id, subscription.destination) == ("s", "/d")
-    assert harness.registry.get(harness.connection, "s") is subscription
+    assert harness.registry.of(harness.connection, "/d") == [subscription]
     harness.client.send_frame("UNSUBSCRIBE", ("id", "s"), ("receipt", "2"))
     await harness.settle()
     assert harness.app.names()[-1] == "on_unsubscribe"

@@ -227,7 +227,6 @@ class StompConnection(Answering, Closing, Pacing, SubscriptionDispatch, HeartBea
         if logger.isEnabledFor(logging.DEBUG):
             self.log.debug("<<< %s %s", frame.command.value, self._loggable(frame))
         self._metrics.frames_received[frame.command] += 1
-        receipt = frame.get("receipt")
         pending: list[Awaitable[None]] = []
         refused = None
         if self._shared.settings.send_rate_policy == "throttle" and frame.command is Command.SEND:
@@ -248,18 +247,18 @@ class StompConnection(Answering, Closing, Pacing, SubscriptionDispatch, HeartBea
             refused = exc.reason
         except ProtocolError as exc:
             if exc.receipt_id is None:
-                exc.receipt_id = receipt
+                exc.receipt_id = frame.get("receipt")
             raise
         extra, self._receipt_headers = self._receipt_headers, ()
         # Publishing is pipelined: the next frames are read while the bus
         # acknowledges, and RECEIPTs (or refusals) follow in the frames' order.
         receipts = self._receipts
         if not pending and (receipts is None or not receipts.waiting):
-            self._finish_frame(frame, receipt, extra, refused)
+            self._finish_frame(frame, extra, refused)
             return
         if receipts is None:  # made on the first frame that waits: idle sessions need none
             receipts = self._receipts = Receipts(self._finish_frame)
-        backlog = receipts.add(frame, receipt, extra, pending, refused)
+        backlog = receipts.add(frame, extra, pending, refused)
         if backlog is not None:
             await self._unread(asyncio.wait({backlog}))  # back-pressure on this client
 

@@ -28,12 +28,12 @@ __all__ = ["MAX_IN_FLIGHT", "Answering", "Finish", "Receipts"]
 # Frames awaiting the bus per connection before it stops reading that client.
 MAX_IN_FLIGHT = 1000
 
-# Concludes a frame: the frame, its receipt, extra RECEIPT headers, and the
-# reason the application refused it (reported instead of the RECEIPT) or None.
-Finish = Callable[[Frame, str | None, Headers, str | None], None]
+# Concludes a frame: the frame, extra RECEIPT headers, and the reason the
+# application refused it (reported instead of the RECEIPT) or None.
+Finish = Callable[[Frame, Headers, str | None], None]
 
 # A frame waiting: as above, with what it awaits before its reason is final.
-_Waiting = tuple[Frame, str | None, Headers, list[Awaitable[None]], str | None]
+_Waiting = tuple[Frame, Headers, list[Awaitable[None]], str | None]
 
 
 class Receipts:
@@ -59,7 +59,6 @@ class Receipts:
     def add(
         self,
         frame: Frame,
-        receipt: str | None,
         extra: Headers,
         pending: list[Awaitable[None]],
         refused: str | None,
@@ -72,7 +71,7 @@ class Receipts:
             wait for before reading more from the client; else None.
 
         """
-        self._waiting.append((frame, receipt, extra, pending, refused))
+        self._waiting.append((frame, extra, pending, refused))
         if self._completer is None:
             self._completer = asyncio.create_task(self._complete())
         return self._completer if len(self._waiting) > MAX_IN_FLIGHT else None
@@ -93,14 +92,14 @@ class Receipts:
             while waiting:
                 # Left in the queue while awaited, so that a frame with nothing
                 # to await that comes meanwhile waits its turn.
-                frame, receipt, extra, pending, refused = waiting[0]
+                frame, extra, pending, refused = waiting[0]
                 for done in pending:
                     try:
                         await done
                     except Refusal as exc:
                         refused = refused or exc.reason
                 waiting.popleft()
-                self._finish(frame, receipt, extra, refused)
+                self._finish(frame, extra, refused)
         finally:
             self._completer = None
 
@@ -119,9 +118,9 @@ class _Connection(Protocol):
 
     def _send(self, frame: Frame) -> None: ...
 
-    def _conclude(self, frame: Frame, receipt: str | None, extra: Headers) -> None: ...
+    def _conclude(self, frame: Frame, extra: Headers) -> None: ...
 
-    def _report(self, reason: str, frame: Frame, receipt: str | None) -> None: ...
+    def _report(self, reason: str, frame: Frame) -> None: ...
 
 
 class Answering:
@@ -129,16 +128,14 @@ class Answering:
 
     __slots__ = ()
 
-    def _finish_frame(
-        self: _Connection, frame: Frame, receipt: str | None, extra: Headers, refused: str | None
-    ) -> None:
+    def _finish_frame(self: _Connection, frame: Frame, extra: Headers, refused: str | None) -> None:
         """The frame's effect is done, or was refused: tell the client, in the frames' order."""
         if refused is None:
-            self._conclude(frame, receipt, extra)
+            self._conclude(frame, extra)
         else:
-            self._report(refused, frame, receipt)
+            self._report(refused, frame)
 
-    def _conclude(self: _Connection, frame: Frame, receipt: str | None, extra: Headers) -> None:
+    def _conclude(self: _Connection, frame: Frame, extra: Headers) -> None:
         """The frame's effect is done: RECEIPT it, and close after DISCONNECT."""
         # STOMP 1.2 §Header receipt: the RECEIPT follows the frame's effect.
         if (answer := receipt_for(frame, extra)) is not None:
@@ -146,8 +143,8 @@ class Answering:
         if frame.command is Command.DISCONNECT:
             self.close(disconnects.CLIENT_DISCONNECTED, by="client")
 
-    def _report(self: _Connection, reason: str, frame: Frame, receipt: str | None) -> None:
-        """The application refused the frame: tell the client, Spring's way (see README)."""
+    def _report(self: _Connection, reason: str, frame: Frame) -> None:
+        """The application refused the frame: tell the client, Spring's way (docs/clients.md)."""
         self._metrics.error(reason)
         self.log.event(
             logging.INFO,
@@ -158,4 +155,4 @@ class Answering:
             reason,
             reason=reason,
         )
-        self._handlers.on_refused(reason, receipt)
+        self._handlers.on_refused(reason, frame.get("receipt"))
